@@ -1,0 +1,37 @@
+# Two commands a new user needs (README): `make demo` and `make test`. Both create or reuse .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+# torch first, alone, so no other package can pull a multi-GB CUDA build on a CPU machine.
+# On a CPU-only laptop that reaches download.pytorch.org: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean-demo help
+
+help:
+	@echo "make demo   - set up .venv, run the whole experiment on the tiny CPU profile, print the report path"
+	@echo "              (FRESH=1 starts a new experiment instead of reusing finished stages)"
+	@echo "make test   - set up .venv and run the test suite"
+	@echo "make setup  - only create or update .venv"
+	@echo "make bench  - time each demo stage (benchmarks/demo_stages.sh)"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (tomllib); set PYTHON=python3.11")'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install --quiet -r requirements.txt -c requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FRESH="$(FRESH)" scripts/demo.sh
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" benchmarks/demo_stages.sh

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Write the SFT-vs-RLVR report of the current experiment.
+
+Reads only the evaluation outputs (<experiment>/eval/*_results.json and *_samples.jsonl), the stage
+manifests (<experiment>/{sft,rlvr}/manifest.json) and the W&B runs they name (offline run folders
+read directly; the W&B API for runs logged online). Writes <experiment>/report/report.md,
+report.html (figures embedded, readable offline) and report.json (every number shown), and prints
+the path of report.md last.
+
+Usage: python analyze_results.py [--experiment-dir DIR] [--out DIR]
+
+Environment: PROFILE (llama8b by default, or tiny), EXPERIMENT_ID, OUTPUT_ROOT, CONFIG_DIR: which
+experiment to read, as for the launchers. --experiment-dir overrides them.
+"""
+
+import argparse
+import os
+import sys
+
+from sft_vs_rlvr import report, runs, settings
+from sft_vs_rlvr.errors import cli
+
+
+@cli
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python analyze_results.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment-dir", help="experiment folder (default: the current one of PROFILE)")
+    parser.add_argument("--out", help="report folder (default: <experiment>/report)")
+    args = parser.parse_args(argv)
+    experiment_dir = args.experiment_dir or str(runs.locate(settings.load(os.environ.get("PROFILE", "llama8b"))))
+    forwarded = ["--experiment-dir", experiment_dir] + (["--out", args.out] if args.out else [])
+    return report.main(forwarded)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Evaluate the base, SFT and RLVR models of the current experiment on the GSM8K test split.
+#
+# Every model is prompted in the template it trained with (read from its saved tokenizer; the base
+# model gets the shared template), greedy, same token budget and stop rule, both graders.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+source scripts/launcher_common.sh
+
+usage() {
+  cat <<'USAGE'
+Usage: ./evaluate_comparison.sh [--force] [--models base,sft,rlvr] [--help]
+
+Evaluates every finished model of the current experiment on the test split (never training rows).
+A model already evaluated with the same weights and settings is reused.
+
+Options:
+  --force           evaluate again even where results are current
+  --models LIST     a comma-separated subset of base,sft,rlvr (default: all)
+  --help            this text
+
+Environment:
+  PROFILE, EXPERIMENT_ID, OUTPUT_ROOT, CONFIG_DIR   as for the training launchers
+
+Reads:  configs/experiment.toml, configs/eval.toml, <experiment>/data/test.jsonl,
+        <experiment>/{sft,rlvr}/manifest.json and their model folders
+Writes: <experiment>/eval/<model>_results.json and <model>_samples.jsonl (docs/FORMATS.md)
+USAGE
+}
+
+args=()
+while (($#)); do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --force) args+=(--force) ;;
+    --models) [[ $# -ge 2 ]] || die "--models needs a value, e.g. --models base,sft"; args+=(--models "$2"); shift ;;
+    *) die "unknown option '$1'; see $0 --help" ;;
+  esac
+  shift
+done
+
+check_python
+PROFILE="${PROFILE:-llama8b}"
+load_exports python -m sft_vs_rlvr.runs locate --profile "$PROFILE"
+python -m sft_vs_rlvr.evaluation --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"

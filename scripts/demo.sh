@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make demo`: the four user entry points, in order, on the tiny profile; prints each stage's wall
+# time and, last, the path of the report. FRESH=1 starts a new experiment.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PROFILE=tiny HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== $name"
+  "$@"
+  echo "=== $name: $((SECONDS - start)) s"
+}
+
+stage "SFT"      ./experiment_sft_llama8b.sh ${FRESH:+--fresh}
+stage "RLVR"     ./experiment_rlvr_llama8b.sh
+stage "evaluate" ./evaluate_comparison.sh
+stage "analyze"  python analyze_results.py | tee /tmp/sft-vs-rlvr-analyze.$$
+report=$(tail -n 1 /tmp/sft-vs-rlvr-analyze.$$); rm -f /tmp/sft-vs-rlvr-analyze.$$
+echo "Report: $report"

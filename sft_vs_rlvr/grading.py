@@ -1,0 +1,124 @@
+"""Two graders, applied side by side to every response.
+
+- `verifier_grade`: exactly what open-instruct's GSM8KVerifier scores at the pinned tag v0.3.0
+  (open_instruct/ground_truth_utils.py:199-221): drop thousands commas between digits, take the
+  last number (sign kept), compare as lower-cased strings. This is the RL reward, so evaluation
+  agrees with what RLVR optimised. It says "72.0" != "72".
+- `robust_grade`: the answer span the format asks for when present (the GSM8K line `#### N`,
+  `\\boxed{N}`, `<answer>N</answer>`, "The answer is N"), else the last number; numbers compared
+  as exact fractions ("72.0" == "72", "1,000" == "1000", "$5" == "5", "3/4" == "0.75").
+
+Command line, to audit the graders on any file of {"response", "ground_truth"} lines:
+  python -m sft_vs_rlvr.grading --input FILE [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+
+from .errors import UserError, cli
+
+_NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?"
+_SPAN_PATTERNS = [
+    re.compile(r"####\s*\$?\s*(" + _NUMBER + ")"),
+    re.compile(r"\\boxed\{\s*\$?\s*(" + _NUMBER + r")\s*\}"),
+    re.compile(r"<answer>\s*\$?\s*(" + _NUMBER + r")[^<]*</answer>", re.S),
+    re.compile(r"answer is:?\s*\$?\s*(" + _NUMBER + ")", re.I),
+]
+
+
+@dataclass(frozen=True)
+class Grade:
+    extracted: str | None
+    correct: bool
+
+
+def verifier_grade(response: str, ground_truth: str) -> Grade:
+    """open-instruct v0.3.0 GSM8KVerifier, reproduced: score 1 iff last number == label (as strings)."""
+    text = re.sub(r"(\d),(\d)", r"\1\2", response)
+    numbers = re.findall(r"[-+]?(?:\d*\.\d+|\d+)", text)
+    extracted = numbers[-1] if numbers else response
+    return Grade(extracted=numbers[-1] if numbers else None,
+                 correct=str(extracted).lower() == str(ground_truth).lower())
+
+
+def parse_number(text: str) -> Fraction | None:
+    """'1,000' -> 1000, '$72.50' -> 145/2, '3/4' -> 3/4, '+5' -> 5; None when it is not a number."""
+    cleaned = text.strip().replace("$", "").replace(",", "").replace(" ", "").rstrip(".")
+    if not cleaned:
+        return None
+    try:
+        if "/" in cleaned:
+            numerator, denominator = cleaned.split("/", 1)
+            return Fraction(numerator) / Fraction(denominator)
+        return Fraction(cleaned)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def extract_answer(response: str) -> str | None:
+    """The answer span the format asks for; else the last number in the response."""
+    for pattern in _SPAN_PATTERNS:
+        matches = pattern.findall(response)
+        if matches:
+            return matches[-1].strip()
+    numbers = re.findall(_NUMBER, response)
+    return numbers[-1].strip() if numbers else None
+
+
+def robust_grade(response: str, ground_truth: str) -> Grade:
+    gold = parse_number(ground_truth)
+    if gold is None:
+        raise ValueError(f"ground truth {ground_truth!r} is not a number")
+    extracted = extract_answer(response)
+    value = parse_number(extracted) if extracted is not None else None
+    return Grade(extracted=extracted, correct=value is not None and value == gold)
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.grading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help='JSONL of {"response", "ground_truth"} lines')
+    parser.add_argument("--output", default="-", help="JSONL written here (default: standard output)")
+    args = parser.parse_args(argv)
+    out_lines = []
+    try:
+        handle = open(args.input, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot read {args.input}: {error.strerror}; pass an existing JSONL file") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                response, gold = row["response"], str(row["ground_truth"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(f"{args.input}:{number}: expected a JSON object with 'response' and 'ground_truth'") from None
+            try:
+                robust = robust_grade(response, gold)
+            except ValueError as error:
+                raise UserError(f"{args.input}:{number}: {error}; ground truths must be numbers") from None
+            verifier = verifier_grade(response, gold)
+            out_lines.append(json.dumps({
+                "line": number, "ground_truth": gold,
+                "robust": asdict(robust), "verifier": asdict(verifier),
+                "disagree": robust.correct != verifier.correct,
+            }, sort_keys=True))
+    text = "".join(line + "\n" for line in out_lines)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        from .atomic import write_text
+        write_text(args.output, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

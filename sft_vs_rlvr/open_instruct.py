@@ -1,0 +1,55 @@
+"""Where open-instruct lives and which revision the project is pinned to.
+
+The GPU path runs allenai/open-instruct at release tag v0.3.0. `make setup-gpu` clones it into a
+cache folder outside this repository (never vendored). Tests that compare against its source
+read it from that checkout, or from a bare git mirror named by OPEN_INSTRUCT_GIT_DIR; without
+either they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+PINNED_TAG = "v0.3.0"
+PINNED_COMMIT = "26de99604002d6a7b25a2c5f2ee880e388a21dca"
+DEFAULT_URL = "https://github.com/allenai/open-instruct.git"
+
+
+def checkout_dir() -> Path:
+    """OPEN_INSTRUCT_DIR, else <cache>/open-instruct (the cache of tiny_model.cache_root)."""
+    if os.environ.get("OPEN_INSTRUCT_DIR"):
+        return Path(os.environ["OPEN_INSTRUCT_DIR"])
+    from .tiny_model import cache_root
+
+    return cache_root() / "open-instruct"
+
+
+def _git(git_dir: Path, *args: str) -> str | None:
+    try:
+        return subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def checkout_commit(path: Path | None = None) -> str | None:
+    """HEAD commit of the checkout, or None where there is none."""
+    path = path or checkout_dir()
+    head = _git(path / ".git", "rev-parse", "HEAD") if (path / ".git").exists() else None
+    return head.strip() if head else None
+
+
+def read_source(relative_path: str) -> str | None:
+    """A file of open-instruct at the pinned commit, from the checkout or OPEN_INSTRUCT_GIT_DIR; else None."""
+    candidates = []
+    if os.environ.get("OPEN_INSTRUCT_GIT_DIR"):
+        candidates.append(Path(os.environ["OPEN_INSTRUCT_GIT_DIR"]))
+    if (checkout_dir() / ".git").exists():
+        candidates.append(checkout_dir() / ".git")
+    for git_dir in candidates:
+        text = _git(git_dir, "show", f"{PINNED_COMMIT}:{relative_path}")
+        if text is not None:
+            return text
+    return None

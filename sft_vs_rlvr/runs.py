@@ -1,0 +1,334 @@
+"""Experiments and run folders: which folder a launch writes to, and what it records there.
+
+An experiment is a folder `<output_root>/<experiment id>/` owned by one set of shared settings
+(experiment.json holds their fingerprint). Each training stage writes one run folder in it
+(`sft/`, `rlvr/`) with a manifest, a log, the final model and checkpoints (docs/FORMATS.md).
+
+Which experiment a launch uses, first match wins:
+  EXPERIMENT_ID=<id>                 that one
+  --fresh                            a new id (<profile>-seed<seed>-<UTC time>), remembered as current
+  <output_root>/.current-<profile>   the id the last --fresh made
+  otherwise                          <profile>-seed<seed>
+
+Command line (used by the launchers):
+  python -m sft_vs_rlvr.runs begin {sft,rlvr} --profile P [--fresh]   checks, prepares data, prints exports
+  python -m sft_vs_rlvr.runs run --run-dir DIR -- COMMAND...           runs COMMAND and records it
+  python -m sft_vs_rlvr.runs locate --profile P                         prints EXPERIMENT_DIR for later stages
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fcntl
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import atomic, data_prep, settings as settings_mod, tracking
+from .errors import UserError, cli
+
+EXPERIMENT_FORMAT = "sft-vs-rlvr/experiment"
+MANIFEST_FORMAT = "sft-vs-rlvr/manifest"
+MANIFEST_VERSION = 1
+STAGES = ("sft", "rlvr")
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "wandb", "deepspeed",
+            "vllm", "ray", "open-instruct", "sft-vs-rlvr")
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------------------------
+# Which experiment
+
+
+def _pointer(settings: settings_mod.Settings) -> Path:
+    return settings.output_root / f".current-{settings.profile}"
+
+
+def experiment_id(settings: settings_mod.Settings, fresh: bool = False) -> str:
+    explicit = os.environ.get("EXPERIMENT_ID")
+    if explicit:
+        if not _ID_PATTERN.match(explicit):
+            raise UserError(f"EXPERIMENT_ID={explicit!r} is not a valid id; use letters, digits, '.', '_' and '-'")
+        return explicit
+    default = f"{settings.profile}-seed{settings.shared['seed']}"
+    if fresh:
+        new = f"{default}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+        atomic.write_text(_pointer(settings), new + "\n")
+        return new
+    pointer = _pointer(settings)
+    if pointer.is_file():
+        return pointer.read_text().strip()
+    return default
+
+
+def claim_experiment(settings: settings_mod.Settings, exp_dir: Path) -> None:
+    """Create experiment.json, or check that the folder belongs to these shared settings."""
+    marker = exp_dir / "experiment.json"
+    if marker.is_file():
+        owner = json.loads(marker.read_text())
+        if owner.get("profile") != settings.profile or owner.get("shared_fingerprint") != settings.fingerprint():
+            changed = sorted(k for k in set(owner.get("shared", {})) | set(settings.shared)
+                             if owner.get("shared", {}).get(k) != settings.shared.get(k))
+            raise UserError(
+                f"{exp_dir} belongs to another experiment (profile {owner.get('profile')}, settings differ in: "
+                f"{', '.join(changed) or 'profile'}); start a new one with --fresh or set EXPERIMENT_ID")
+        return
+    if exp_dir.exists() and any(exp_dir.iterdir()):
+        raise UserError(f"{exp_dir} exists and is not an sft-vs-rlvr experiment folder; choose another "
+                        "EXPERIMENT_ID or OUTPUT_ROOT")
+    atomic.write_json(marker, {
+        "format": EXPERIMENT_FORMAT, "version": 1, "experiment_id": exp_dir.name, "profile": settings.profile,
+        "shared": settings.shared, "shared_fingerprint": settings.fingerprint(), "created_at": utc_now(),
+    })
+
+
+def locate(settings: settings_mod.Settings) -> Path:
+    """The current experiment folder for a later stage (evaluation, analysis); it must exist."""
+    exp_dir = settings.output_root / experiment_id(settings)
+    if not (exp_dir / "experiment.json").is_file():
+        raise UserError(f"no experiment at {exp_dir}; run ./experiment_sft_llama8b.sh and "
+                        f"./experiment_rlvr_llama8b.sh (PROFILE={settings.profile}) first")
+    claim_experiment(settings, exp_dir)
+    return exp_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage folders
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
+        raise UserError(f"{path} is not a version-{MANIFEST_VERSION} stage manifest; it was written by another "
+                        "version of this project: start a new experiment with --fresh")
+    return manifest
+
+
+def _lock_is_held(run_dir: Path) -> bool:
+    lock_path = run_dir / ".lock"
+    if not lock_path.exists():
+        return False
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def stage_status(settings: settings_mod.Settings, run_dir: Path) -> str:
+    """'new', 'completed' or 'interrupted' (a failed or killed attempt, moved aside by begin_stage)."""
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
+            return "interrupted"
+        return "new"
+    if manifest["status"] == "completed":
+        stage = manifest["stage"]
+        if manifest["settings_fingerprints"].get(stage) != settings.fingerprint(stage):
+            raise UserError(
+                f"{run_dir} was completed with other {stage} settings than configs/{stage}.toml now holds; "
+                "start a new experiment with --fresh (the finished run is kept)")
+        return "completed"
+    if _lock_is_held(run_dir):
+        raise UserError(f"{run_dir} is being written by a running launch (started {manifest['started_at']}); "
+                        "wait for it or stop it first")
+    return "interrupted"
+
+
+def begin_stage(settings: settings_mod.Settings, stage: str, fresh: bool, log=print,
+                dry_run: bool = False) -> dict[str, str]:
+    """Everything cheap that can fail, before any expensive step. Returns the launcher's variables.
+
+    With dry_run, only the paths are worked out: nothing is written, moved or prepared.
+    """
+    if dry_run:
+        exp_id = os.environ.get("EXPERIMENT_ID") or (
+            f"{settings.profile}-seed{settings.shared['seed']}-<new>" if fresh else experiment_id(settings))
+        exp_dir = settings.output_root / exp_id
+        return {"EXPERIMENT_ID": exp_id, "EXPERIMENT_DIR": str(exp_dir), "RUN_DIR": str(exp_dir / stage),
+                "DATA_DIR": str(exp_dir / "data"), "STAGE_STATUS": "dry-run"}
+    exp_id = experiment_id(settings, fresh)
+    exp_dir = settings.output_root / exp_id
+    claim_experiment(settings, exp_dir)
+    run_dir = exp_dir / stage
+    status = stage_status(settings, run_dir)
+    if status == "interrupted":
+        # Never delete an earlier attempt: move it aside, say where, and start the stage again.
+        aside = exp_dir / f"{stage}.interrupted-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+        run_dir.rename(aside)
+        log(f"{stage}: an earlier attempt did not finish; kept it as {aside} and starting again")
+        status = "new"
+    data_prep.prepare(settings.shared, exp_dir / "data", log=log)
+    return {"EXPERIMENT_ID": exp_id, "EXPERIMENT_DIR": str(exp_dir), "RUN_DIR": str(run_dir),
+            "DATA_DIR": str(exp_dir / "data"), "STAGE_STATUS": status}
+
+
+# ----------------------------------------------------------------------------------------------
+# Recording a run
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(settings_mod.REPO_ROOT), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _packages() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _gpus() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def find_model_folder(run_dir: Path) -> Path | None:
+    """The final model folder, found by its contents (config.json and weights), not by name."""
+    candidates = []
+    for config in run_dir.rglob("config.json"):
+        folder = config.parent
+        if {"checkpoints", "wandb"} & set(folder.relative_to(run_dir).parts):
+            continue
+        if any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin")):
+            candidates.append(folder)
+    if len(candidates) > 1:
+        named = [c for c in candidates if c.name == "model"]
+        candidates = named or candidates
+    return sorted(candidates)[0] if candidates else None
+
+
+class _Redactor:
+    def __init__(self) -> None:
+        self.secrets = [os.environ[k] for k in SECRET_ENV if len(os.environ.get(k, "")) >= 4]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def run_stage(run_dir: Path, command: list[str]) -> int:
+    """Run `command` as stage `run_dir.name`, recording the manifest before and after; returns its exit code."""
+    exp_dir = run_dir.parent
+    owner = json.loads((exp_dir / "experiment.json").read_text())
+    settings = settings_mod.load(owner["profile"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (run_dir / ".lock").open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"{run_dir} is being written by another launch; wait for it or stop it first") from None
+    redact = _Redactor()
+    wandb_env, wandb_info = tracking.wandb_env(settings, owner["experiment_id"], run_dir.name, run_dir)
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
+        "experiment_id": owner["experiment_id"], "stage": run_dir.name, "profile": settings.profile,
+        "settings": settings.as_dict(),
+        "settings_fingerprints": {part: settings.fingerprint(part) for part in ("shared", "sft", "rlvr", "eval")},
+        "command": [redact(arg) for arg in command],
+        "command_line": redact(shlex.join(command)),
+        "repo_commit": _git("rev-parse", "HEAD"), "repo_dirty": bool(_git("status", "--porcelain")),
+        "open_instruct_commit": os.environ.get("OPEN_INSTRUCT_COMMIT"),
+        "packages": _packages(),
+        "data": json.loads((exp_dir / "data" / "manifest.json").read_text()),
+        "host": {"python": platform.python_version(), "platform": platform.platform(), "gpus": _gpus()},
+        "started_at": utc_now(), "ended_at": None, "status": "running", "exit_status": None,
+        "wandb": wandb_info, "final_model": None, "checkpoints": [], "log": "train.log",
+    }
+    atomic.write_json(run_dir / "manifest.json", manifest)
+    env = {**os.environ, **wandb_env}
+    with (run_dir / "train.log").open("a", encoding="utf-8") as log:
+        try:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, errors="replace", bufsize=1)
+        except OSError as error:
+            raise UserError(f"cannot start {command[0]}: {error.strerror}; is it installed?") from None
+        for line in process.stdout:
+            line = redact(line)
+            sys.stdout.write(line)
+            log.write(line)
+        code = process.wait()
+    manifest.update(ended_at=utc_now(), exit_status=code, status="completed" if code == 0 else "failed")
+    model = find_model_folder(run_dir)
+    manifest["final_model"] = str(model.relative_to(run_dir)) if model else None
+    index = run_dir / "checkpoints.json"
+    manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else []
+    manifest["wandb"] = tracking.finish_info(wandb_info, run_dir)
+    if code == 0 and model is None:
+        manifest["status"] = "failed"
+        print(f"error: {run_dir.name} exited 0 but wrote no model folder (config.json + weights) under {run_dir}",
+              file=sys.stderr)
+        code = 1
+    atomic.write_json(run_dir / "manifest.json", manifest)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    return code
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.runs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    begin = sub.add_parser("begin")
+    begin.add_argument("stage", choices=STAGES)
+    begin.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
+    begin.add_argument("--fresh", action="store_true")
+    begin.add_argument("--dry-run", action="store_true", help="work out the paths only; write nothing")
+    run = sub.add_parser("run")
+    run.add_argument("--run-dir", required=True)
+    run.add_argument("cmd", nargs=argparse.REMAINDER)
+    where = sub.add_parser("locate")
+    where.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not command:
+            raise UserError("runs run needs a command after --")
+        return run_stage(Path(args.run_dir), command)
+    settings = settings_mod.load(args.profile)
+    if args.command == "locate":
+        print(f"export EXPERIMENT_DIR={shlex.quote(str(locate(settings)))}")
+        return 0
+    variables = begin_stage(settings, args.stage, args.fresh, log=lambda m: print(m, file=sys.stderr),
+                            dry_run=args.dry_run)
+    print("".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests that read the real GSM8K rows in ../shared skip where that folder is absent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
+
+
+@pytest.fixture
+def gsm8k_dir() -> Path:
+    if not (SHARED_GSM8K / "train.jsonl").is_file():
+        pytest.skip(f"real GSM8K rows not present at {SHARED_GSM8K} (only in the project's own workspace)")
+    return SHARED_GSM8K
+
+
+@pytest.fixture
+def config_dir(tmp_path) -> Path:
+    """A private copy of configs/ that a test may edit."""
+    target = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", target)
+    return target
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """Output root and model cache inside tmp_path; no experiment id or W&B state from the caller."""
+    monkeypatch.setenv("OUTPUT_ROOT", str(tmp_path / "runs"))
+    monkeypatch.setenv("SFT_VS_RLVR_CACHE", str(tmp_path / "cache"))
+    for name in ("EXPERIMENT_ID", "CONFIG_DIR", "WANDB_MODE", "FRESH", "PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path

@@ -16,6 +16,8 @@ stage() {
 stage "SFT"      ./experiment_sft_llama8b.sh ${FRESH:+--fresh}
 stage "RLVR"     ./experiment_rlvr_llama8b.sh
 stage "evaluate" ./evaluate_comparison.sh
-stage "analyze"  python analyze_results.py | tee /tmp/sft-vs-rlvr-analyze.$$
-report=$(tail -n 1 /tmp/sft-vs-rlvr-analyze.$$); rm -f /tmp/sft-vs-rlvr-analyze.$$
-echo "Report: $report"
+start=$SECONDS
+echo "=== analyze"
+report="$(python analyze_results.py)"
+echo "=== analyze: $((SECONDS - start)) s"
+echo "Report: ${report##*$'\n'}"

@@ -169,11 +169,12 @@ def shell_exports(settings: Settings) -> str:
     """`export NAME=value` lines: shared keys as-is (SEED, BASE_MODEL, ...), arm keys prefixed (SFT_EPOCHS, ...)."""
     lines = [f"export PROFILE={shlex.quote(settings.profile)}"]
     for key, value in settings.shared.items():
+        if key == "output_root":  # resolved: the OUTPUT_ROOT environment variable wins over the file
+            value = settings.output_root
         lines.append(f"export {key.upper()}={shlex.quote(str(value))}")
     for arm in ARM_KEYS:
         for key, value in getattr(settings, arm).items():
             lines.append(f"export {arm.upper()}_{key.upper()}={shlex.quote(str(value))}")
-    lines.append(f"export RESOLVED_OUTPUT_ROOT={shlex.quote(str(settings.output_root))}")
     return "\n".join(lines) + "\n"
 
 

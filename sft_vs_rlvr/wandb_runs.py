@@ -1,0 +1,230 @@
+"""Read W&B run histories: local run files directly, online runs through the public API.
+
+A W&B run folder (`offline-run-<date>_<time>-<id>/`, or `run-<date>_<time>-<id>/` for an online run's
+local copy) holds `run-<id>.wandb`: a leveldb-style log (32 KiB blocks, 7-byte record headers) of
+`wandb.proto.wandb_internal_pb2.Record` protobufs. In offline mode that file is the only place the
+history, config and summary live (no wandb-summary.json is written), and `wandb.Api()` needs a server,
+so the report reads the file itself. Only the protobuf schema is taken from the wandb package; the
+framing is decoded here because wandb's own reader (`wandb.sdk.internal.datastore`) is internal and
+was removed in later releases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+FILE_HEADER = struct.Struct("<4sHB")  # ident ":W&B", magic 0xBEE1, version 0
+RECORD_HEADER = struct.Struct("<IHB")  # crc32, data length, chunk type
+BLOCK_SIZE = 32768
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+# The stored checksum is crc32 over the chunk type byte followed by the data.
+_TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
+
+
+class MissingInput(Exception):
+    """An input the report needs is absent; str(error) says what is missing and how to produce it."""
+
+
+class CorruptRunFile(Exception):
+    """A .wandb file whose framing or checksums are wrong (not merely cut short by a live writer)."""
+
+
+@dataclass
+class OfflineRun:
+    run_id: str
+    project: str
+    group: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def iter_records(path: str | Path) -> Iterator[bytes]:
+    """Yield each complete record payload of a .wandb file, reassembling chunks split across blocks.
+
+    A record cut short at the end of the file (a run still being written, or killed) is skipped;
+    a bad checksum or a chunk sequence that cannot happen raises CorruptRunFile.
+    """
+    path = Path(path)
+    buf = path.read_bytes()
+    if len(buf) < FILE_HEADER.size:
+        raise CorruptRunFile(f"{path}: shorter than the W&B file header")
+    ident, magic, version = FILE_HEADER.unpack_from(buf, 0)
+    if ident != b":W&B" or magic != 0xBEE1 or version != 0:
+        raise CorruptRunFile(f"{path}: not a W&B run file (header {ident!r}, {magic:#x}, v{version})")
+    pos, pending = FILE_HEADER.size, None
+    while pos + RECORD_HEADER.size <= len(buf):
+        left_in_block = BLOCK_SIZE - pos % BLOCK_SIZE
+        if left_in_block < RECORD_HEADER.size:  # block trailer: zero padding
+            pos += left_in_block
+            continue
+        crc, length, chunk_type = RECORD_HEADER.unpack_from(buf, pos)
+        if chunk_type == 0 and length == 0:  # zero fill after the last record of a block
+            pos += left_in_block
+            continue
+        start, end = pos + RECORD_HEADER.size, pos + RECORD_HEADER.size + length
+        if end > len(buf):
+            return  # partial trailing record
+        data = buf[start:end]
+        if chunk_type not in _TYPE_CRC or zlib.crc32(data, _TYPE_CRC[chunk_type]) != crc:
+            raise CorruptRunFile(f"{path}: bad record at byte {pos} (type {chunk_type}, checksum mismatch)")
+        pos = end
+        if chunk_type == FULL and pending is None:
+            yield data
+        elif chunk_type == FIRST and pending is None:
+            pending = data
+        elif chunk_type in (MIDDLE, LAST) and pending is not None:
+            pending += data
+            if chunk_type == LAST:
+                yield pending
+                pending = None
+        else:
+            raise CorruptRunFile(f"{path}: unexpected chunk type {chunk_type} at byte {pos - length}")
+
+
+def _item_key(item: Any) -> str:
+    return item.key or "/".join(item.nested_key)
+
+
+def _item_path(item: Any) -> list[str]:
+    return [item.key] if item.key else list(item.nested_key)
+
+
+def _apply_update(target: dict[str, Any], record: Any) -> None:
+    """Apply a ConfigRecord/SummaryRecord (nested-key updates, then removals) to a nested dict."""
+    for item in record.update:
+        *parents, leaf = _item_path(item)
+        node = target
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = json.loads(item.value_json)
+    for item in record.remove:
+        *parents, leaf = _item_path(item)
+        node = target
+        for name in parents:
+            node = node.get(name, {})
+        node.pop(leaf, None)
+
+
+def read_offline_run(run_dir: str | Path) -> OfflineRun:
+    """Read identity, config, summary and every history row of one local W&B run folder."""
+    from wandb.proto import wandb_internal_pb2  # lazy: wandb is slow to import
+
+    run_file = _run_file(Path(run_dir))
+    run = OfflineRun(run_id="", project="", group=None)
+    for payload in iter_records(run_file):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            run.history.append({_item_key(item): json.loads(item.value_json) for item in record.history.item})
+        elif kind == "run":
+            run.run_id, run.project = record.run.run_id, record.run.project
+            run.group = record.run.run_group or None
+            _apply_update(run.config, record.run.config)
+            _apply_update(run.summary, record.run.summary)
+        elif kind == "config":
+            _apply_update(run.config, record.config)
+        elif kind == "summary":
+            _apply_update(run.summary, record.summary)
+    return run
+
+
+def read_offline_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """History rows of a local run folder, in logging order, keys like "train/loss"."""
+    return read_offline_run(run_dir).history
+
+
+def _run_file(run_dir: Path) -> Path:
+    files = sorted(run_dir.glob("run-*.wandb"))
+    if len(files) != 1:
+        found = ", ".join(f.name for f in files) or "none"
+        raise MissingInput(f"{run_dir}: expected one run-<id>.wandb file, found {found}")
+    return files[0]
+
+
+def find_offline_run(wandb_dir: str | Path, run_id: str | None = None, prefix: str = "offline-run-") -> Path:
+    """Locate a run folder under a stage's wandb/ folder.
+
+    W&B puts its folders in `$WANDB_DIR/wandb/`, so a stage that sets WANDB_DIR to `<stage>/wandb`
+    gets `<stage>/wandb/wandb/offline-run-*`; both depths are searched. An online run's local copy
+    has the same file format and is found with prefix="run-".
+    """
+    wandb_dir = Path(wandb_dir)
+    candidates = sorted(
+        path
+        for parent in (wandb_dir, wandb_dir / "wandb")
+        for path in parent.glob(f"{prefix}*")
+        if path.is_dir() and not path.is_symlink() and (run_id is None or path.name.endswith(f"-{run_id}"))
+    )
+    wanted = f"{prefix}*" + (f"-{run_id}" if run_id else "")
+    if not candidates:
+        raise MissingInput(f"no W&B run folder {wanted} under {wandb_dir}")
+    if len(candidates) > 1:
+        names = ", ".join(str(path.relative_to(wandb_dir)) for path in candidates)
+        raise MissingInput(f"several W&B run folders {wanted} under {wandb_dir} ({names}); name the run id")
+    return candidates[0]
+
+
+def read_online_history(entity_project: str, run_id: str) -> list[dict[str, Any]]:
+    """Every history row of a run on a W&B server (needs network and an API key)."""
+    import wandb
+
+    return list(wandb.Api().run(f"{entity_project}/{run_id}").scan_history())
+
+
+def _online_path(info: dict[str, Any]) -> str:
+    """entity/project from the run URL (https://wandb.ai/<entity>/<project>/runs/<id>), else the project."""
+    url = info.get("url") or ""
+    parts = url.split("/runs/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if "/runs/" in url and len(parts) >= 2 else info["project"]
+
+
+def history_for_manifest(stage_dir: str | Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """History of the W&B run a stage manifest names.
+
+    Offline runs are read from the stage's wandb/ folder. Online runs also leave a local copy
+    (`run-<date>_<time>-<id>/`) in the same format, which is preferred over the API so the report
+    works without network or key.
+    """
+    stage_dir = Path(stage_dir)
+    info = manifest.get("wandb") or {}
+    mode, run_id = info.get("mode"), info.get("run_id")
+    if mode not in ("offline", "online"):
+        raise MissingInput(f"{stage_dir.name}: W&B mode is {mode!r} in the manifest, so no run was recorded")
+    wandb_dirs = [stage_dir / "wandb"]
+    if info.get("dir"):
+        wandb_dirs.append(stage_dir / info["dir"])  # an absolute dir replaces stage_dir here
+    prefix = "offline-run-" if mode == "offline" else "run-"
+    errors = []
+    for wandb_dir in dict.fromkeys(wandb_dirs):
+        try:
+            return read_offline_history(find_offline_run(wandb_dir, run_id, prefix))
+        except MissingInput as error:
+            errors.append(str(error))
+    if mode == "online" and run_id:
+        try:
+            return read_online_history(_online_path(info), run_id)
+        except Exception as error:  # wandb raises many unrelated types (no key, no network, no run)
+            errors.append(f"W&B API: {type(error).__name__}: {error}")
+    raise MissingInput("; ".join(errors))
+
+
+def series(history: list[dict[str, Any]], key: str, step_key: str) -> list[list[float]]:
+    """[[step, value], ...] of the rows that carry a finite number for both key and step_key."""
+    points = []
+    for row in history:
+        step, value = row.get(step_key), row.get(key)
+        if _is_number(step) and _is_number(value):
+            points.append([step, value])
+    return points
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,178 @@
+"""Builders for the report tests: real offline W&B runs and synthetic evaluation folders.
+
+W&B runs are written by the wandb package itself (offline mode), never faked, so the reader is
+tested against the real file format. Results JSONs are computed here with scipy directly, not with
+the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from scipy import stats
+
+
+@contextmanager
+def _offline_env(wandb_root: Path) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in ("WANDB_MODE", "WANDB_DIR", "WANDB_SILENT")}
+    os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(wandb_root), WANDB_SILENT="true")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def write_offline_run(
+    wandb_root: Path,
+    rows: list[dict[str, Any]],
+    run_id: str,
+    project: str = "sft-vs-rlvr-test",
+    group: str | None = "test-group",
+    config: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+) -> Path:
+    """Log rows with the real wandb package in offline mode under WANDB_DIR=wandb_root; return the run folder."""
+    import wandb
+
+    wandb_root.mkdir(parents=True, exist_ok=True)
+    with _offline_env(wandb_root):
+        run = wandb.init(project=project, group=group, id=run_id, config=config or {}, dir=str(wandb_root))
+        for row in rows:
+            run.log(row)
+        for key, value in (summary or {}).items():
+            run.summary[key] = value
+        run.finish()
+        wandb.teardown()
+    (run_dir,) = (wandb_root / "wandb").glob(f"offline-run-*-{run_id}")
+    return run_dir
+
+
+def trl_sft_rows(n_steps: int) -> list[dict[str, Any]]:
+    """TRL SFTTrainer-style rows: loss every step, plus an end-of-training row without loss."""
+    rows = [
+        {"train/loss": 2.5 * 0.97**i + 0.01 * (i % 7), "train/learning_rate": 1e-4 * (1 - i / n_steps),
+         "train/grad_norm": 1.0 + 0.1 * (i % 5), "train/global_step": i + 1}
+        for i in range(n_steps)
+    ]
+    return rows + [{"train/train_runtime": 12.5, "train/global_step": n_steps}]
+
+
+def trl_grpo_rows(n_steps: int) -> list[dict[str, Any]]:
+    """TRL GRPOTrainer-style rows (reward, reward_std, kl, grad_norm, loss), one NaN kl to be dropped."""
+    rows = []
+    for i in range(n_steps):
+        rows.append({
+            "train/reward": min(1.0, 0.1 + 0.02 * i), "train/reward_std": 0.3 - 0.001 * i,
+            "train/kl": float("nan") if i == 3 else 0.001 * i, "train/grad_norm": 0.5 + 0.01 * i,
+            "train/loss": 0.01 * ((-1) ** i), "train/global_step": i + 1,
+        })
+    return rows
+
+
+def _wilson(k: int, n: int) -> list[float]:
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def make_samples(ids: list[str], p_correct: float, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Per-sample rows (FORMATS.md) with seeded random verdicts; the verifier disagrees now and then."""
+    samples = []
+    for problem in ids:
+        correct = bool(rng.random() < p_correct)
+        no_answer = (not correct) and bool(rng.random() < 0.2)
+        verifier_correct = correct if rng.random() > 0.05 else not correct
+        samples.append({
+            "id": problem, "prompt": f"Q {problem}", "response": "#### 7", "gold": "7",
+            "extracted": None if no_answer else ("7" if correct else "8"), "correct": correct,
+            "verifier_extracted": "7" if verifier_correct else "8", "verifier_correct": verifier_correct,
+            "truncated": bool(rng.random() < 0.1), "response_tokens": int(rng.integers(5, 40)),
+        })
+    return samples
+
+
+def results_for(name: str, samples: list[dict[str, Any]], experiment_id: str) -> dict[str, Any]:
+    """A results JSON consistent with its samples, as the evaluator would write it (rounded to 4 places)."""
+    n = len(samples)
+    graders = {}
+    for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
+        k = sum(s[key] for s in samples)
+        graders[grader] = {"correct": k, "accuracy": round(k / n, 4), "ci95": [round(x, 4) for x in _wilson(k, n)]}
+    return {
+        "format": "sft-vs-rlvr/eval-results", "version": 1, "experiment_id": experiment_id, "model_name": name,
+        "model": {"path": f"/models/{name}", "fingerprint": f"sha-{name}", "template_source": "tokenizer"},
+        "split": "test", "n": n, "decoding": {"strategy": "greedy", "max_new_tokens": 40, "stop": "eos"},
+        "engine": "transformers", "dtype": "float32", "graders": graders, "headline_grader": "robust",
+        "accuracy": graders["robust"]["accuracy"],
+        "counts": {"n": n, "truncated": sum(s["truncated"] for s in samples),
+                   "no_answer": sum(s["extracted"] is None for s in samples),
+                   "grader_disagreements": sum(s["correct"] != s["verifier_correct"] for s in samples)},
+        "mean_response_tokens": sum(s["response_tokens"] for s in samples) / n, "tokens_per_second": 100.0,
+        "wall_seconds": 1.0, "samples_file": f"{name}_samples.jsonl", "created_at": "2026-11-26T22:00:00Z",
+    }
+
+
+def write_model_eval(eval_dir: Path, name: str, samples: list[dict[str, Any]], experiment_id: str) -> Path:
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / f"{name}_samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    path = eval_dir / f"{name}_results.json"
+    path.write_text(json.dumps(results_for(name, samples, experiment_id), indent=2))
+    return path
+
+
+def write_manifest(stage_dir: Path, stage: str, experiment_id: str, run_id: str | None, mode: str = "offline") -> dict:
+    """A minimal stage manifest naming a W&B run."""
+    manifest = {
+        "format": "sft-vs-rlvr/manifest", "version": 1, "experiment_id": experiment_id, "stage": stage,
+        "profile": "tiny", "settings_fingerprints": {"shared": "abc123", stage: f"{stage}-fp"},
+        "command": ["python", "-m", f"sft_vs_rlvr.train_{stage}"], "command_line": f"python -m sft_vs_rlvr.train_{stage}",
+        "repo_commit": "0123456789abcdef", "repo_dirty": False, "open_instruct_commit": None,
+        "packages": {"torch": "2.13.0", "trl": "1.16.0"},
+        "data": {"format": "sft-vs-rlvr/data", "version": 1, "files": {"test.jsonl": {"sha256": "feed", "rows": 50}}},
+        "host": {"python": "3.11.7", "gpu": None, "gpu_count": 0},
+        "started_at": "2026-11-26T21:00:00Z", "ended_at": "2026-11-26T21:05:00Z",
+        "status": "completed", "exit_status": 0,
+        "wandb": {"mode": mode, "project": "sft-vs-rlvr-test", "group": "test-group", "run_id": run_id,
+                  "run_name": f"{stage}-run", "dir": "wandb", "url": None,
+                  "sync_command": f"wandb sync {stage_dir}/wandb" if mode == "offline" else None},
+        "final_model": "model", "checkpoints": [], "log": "train.log",
+    }
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def build_experiment(root: Path, n_problems: int = 50, seed: int = 0, models: tuple[str, ...] = ("base", "sft", "rlvr"),
+                     wandb_runs: bool = True, shuffled: tuple[str, ...] = ("rlvr",)) -> dict[str, Any]:
+    """A complete synthetic experiment folder; returns what was written, for independent checks.
+
+    Models in `shuffled` list their samples in a different order, so pairing must go by id.
+    """
+    experiment_id = "tiny-seed42"
+    exp = root / experiment_id
+    rng = np.random.default_rng(seed)
+    ids = [f"test-{i:04d}" for i in range(n_problems)]
+    p_correct = {"base": 0.2, "sft": 0.45, "rlvr": 0.6, "sft_step10": 0.3}
+    samples = {name: make_samples(ids, p_correct.get(name, 0.4), rng) for name in models}
+    for name in shuffled:
+        if name in samples:
+            samples[name] = [samples[name][i] for i in rng.permutation(n_problems)]
+    for name, rows in samples.items():
+        write_model_eval(exp / "eval", name, rows, experiment_id)
+    logged = {}
+    if wandb_runs:
+        logged = {"sft": trl_sft_rows(40), "rlvr": trl_grpo_rows(30)}
+        # SFT sets WANDB_DIR=<stage>/wandb (nested wandb/wandb/offline-run-*); RLVR sets WANDB_DIR=<stage>.
+        write_offline_run(exp / "sft" / "wandb", logged["sft"], run_id="sftrun01")
+        write_offline_run(exp / "rlvr", logged["rlvr"], run_id="rlvrrun1")
+        write_manifest(exp / "sft", "sft", experiment_id, "sftrun01")
+        write_manifest(exp / "rlvr", "rlvr", experiment_id, "rlvrrun1")
+    return {"dir": exp, "samples": samples, "logged": logged, "ids": ids}

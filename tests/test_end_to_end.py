@@ -1,0 +1,184 @@
+"""The tiny profile, training to report, through the four user entry points (about two minutes).
+
+One run of the whole pipeline (module-scoped fixture) feeds every test here. Canary tokens are set
+in HF_TOKEN and WANDB_API_KEY; no file the pipeline writes may contain them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy.stats import binomtest
+
+from sft_vs_rlvr import atomic, wandb_runs
+
+REPO = Path(__file__).resolve().parent.parent
+CANARIES = {"HF_TOKEN": "hf_CANARYcanary1234567890", "WANDB_API_KEY": "wandbCANARY0123456789abcdef0123456789abcd"}
+ENTRY_POINTS = {
+    "sft": ["./experiment_sft_llama8b.sh"],
+    "rlvr": ["./experiment_rlvr_llama8b.sh"],
+    "eval": ["./evaluate_comparison.sh"],
+    "analyze": [sys.executable, "analyze_results.py"],
+}
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("EXPERIMENT_ID", "CONFIG_DIR", "WANDB_MODE", "FRESH", "OPEN_INSTRUCT_DIR")}
+    env.update(CANARIES)
+    env.update(PROFILE="tiny", OUTPUT_ROOT=str(root / "runs"), SFT_VS_RLVR_CACHE=str(root / "cache"),
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return env
+
+
+def run_entry(name: str, root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(ENTRY_POINTS[name] + list(args), cwd=REPO, env=_env(root),
+                            capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    early = {name: run_entry(name, root, check=False) for name in ("eval", "analyze")}
+    outputs = {name: run_entry(name, root) for name in ("sft", "rlvr", "eval", "analyze")}
+    return root, root / "runs" / "tiny-seed42", outputs, early
+
+
+def test_stages_out_of_order_are_refused_with_one_line(pipeline):
+    _, _, _, early = pipeline
+    for name, result in early.items():
+        assert result.returncode == 2, name
+        assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: no experiment at")
+        assert "experiment_sft_llama8b.sh" in result.stderr
+
+
+def test_run_folders_and_manifests(pipeline):
+    _, exp, _, _ = pipeline
+    data = json.loads((exp / "data" / "manifest.json").read_text())
+    for stage in ("sft", "rlvr"):
+        manifest = json.loads((exp / stage / "manifest.json").read_text())
+        assert manifest["status"] == "completed" and manifest["exit_status"] == 0
+        assert manifest["command"][:3] == ["python", "-m", "sft_vs_rlvr.tiny_train"] and manifest["command"][3] == stage
+        assert manifest["settings"]["shared"]["seed"] == 42
+        assert manifest["data"] == data
+        assert {"torch", "transformers", "trl", "wandb"} <= set(manifest["packages"])
+        assert "repo_commit" in manifest and manifest["started_at"] <= manifest["ended_at"]
+        assert manifest["wandb"]["mode"] == "offline" and manifest["wandb"]["group"] == "tiny-seed42"
+        model = exp / stage / manifest["final_model"]
+        assert (model / "config.json").is_file() and (model / "model.safetensors").is_file()
+        assert (model / "tokenizer.json").is_file()
+        assert len(manifest["checkpoints"]) >= 2
+        for checkpoint in manifest["checkpoints"]:
+            assert (exp / stage / checkpoint["path"] / "model.safetensors").is_file()
+        assert (exp / stage / "train.log").stat().st_size > 0
+    sft = json.loads((exp / "sft" / "manifest.json").read_text())
+    rlvr = json.loads((exp / "rlvr" / "manifest.json").read_text())
+    for key in ("base_model", "seed", "chat_template", "instruction", "max_response_length", "wandb_project"):
+        assert sft["settings"]["shared"][key] == rlvr["settings"]["shared"][key]
+
+
+def test_wandb_offline_runs_read_back_and_rl_shows_learning_signal(pipeline):
+    _, exp, _, _ = pipeline
+    histories = {}
+    for stage in ("sft", "rlvr"):
+        manifest = json.loads((exp / stage / "manifest.json").read_text())
+        run = wandb_runs.read_offline_run(wandb_runs.find_offline_run(exp / stage / "wandb", manifest["wandb"]["run_id"]))
+        assert run.run_id == manifest["wandb"]["run_id"] and run.group == "tiny-seed42"
+        histories[stage] = run.history
+    sft_loss = [row["train/loss"] for row in histories["sft"] if "train/loss" in row]
+    assert len(sft_loss) >= 10 and all(math.isfinite(v) for v in sft_loss)
+    rl = [row for row in histories["rlvr"] if "train/reward_std" in row]
+    assert rl, "GRPO logged no reward_std"
+    assert max(row["train/reward_std"] for row in rl) > 0       # rewards vary within groups
+    assert max(row["train/grad_norm"] for row in rl) > 0        # and the policy gets a gradient
+
+
+def _recompute(samples: list[dict], key: str) -> tuple[int, int]:
+    return sum(bool(s[key]) for s in samples), len(samples)
+
+
+def test_report_numbers_equal_those_recomputed_from_per_sample_files(pipeline):
+    _, exp, outputs, _ = pipeline
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert outputs["analyze"].stdout.strip().splitlines()[-1] == str(exp / "report" / "report.md")
+    samples = {name: atomic.read_jsonl(exp / "eval" / f"{name}_samples.jsonl") for name in ("base", "sft", "rlvr")}
+    models = {m["name"]: m for m in report["models"]}
+    assert set(models) == {"base", "sft", "rlvr"}
+    for name, rows in samples.items():
+        assert len(rows) == 200
+        for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
+            correct, n = _recompute(rows, key)
+            assert models[name]["graders"][grader]["correct"] == correct
+            assert models[name]["graders"][grader]["accuracy"] == pytest.approx(correct / n)
+            low, high = binomtest(correct, n).proportion_ci(method="wilson")
+            assert models[name]["graders"][grader]["ci95"] == pytest.approx([low, high])
+        results = json.loads((exp / "eval" / f"{name}_results.json").read_text())
+        assert results["accuracy"] == pytest.approx(_recompute(rows, "correct")[0] / 200)
+    headline = next(c for c in report["comparisons"] if (c["a"], c["b"], c["grader"]) == ("rlvr", "sft", "robust"))
+    by_id = {s["id"]: s["correct"] for s in samples["sft"]}
+    rl_only = sum(s["correct"] and not by_id[s["id"]] for s in samples["rlvr"])
+    sft_only = sum(by_id[s["id"]] and not s["correct"] for s in samples["rlvr"])
+    assert (headline["table"]["a_only"], headline["table"]["b_only"]) == (rl_only, sft_only)
+    expected_p = binomtest(rl_only, rl_only + sft_only, 0.5).pvalue if rl_only + sft_only else 1.0
+    assert headline["mcnemar_p"] == pytest.approx(expected_p)
+    assert headline["difference"] == pytest.approx((rl_only - sft_only) / 200)
+    assert set(report["dynamics"]) == {"sft", "rlvr"}
+    html = (exp / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+
+
+def test_no_secret_in_any_file_written(pipeline):
+    root, _, outputs, _ = pipeline
+    for path in (root / "runs").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for canary in CANARIES.values():
+                assert canary.encode() not in content, path
+    for result in outputs.values():
+        for canary in CANARIES.values():
+            assert canary not in result.stdout + result.stderr
+
+
+def test_second_launch_skips_finished_stages_and_reuses_evaluations(pipeline):
+    root, exp, _, _ = pipeline
+    before = (exp / "sft" / "manifest.json").read_text()
+    again = run_entry("sft", root)
+    assert "sft: already completed" in again.stdout
+    assert (exp / "sft" / "manifest.json").read_text() == before
+    evaluated = run_entry("eval", root)
+    assert evaluated.stdout.count("already evaluated") == 3
+
+
+def test_help_of_every_entry_point(pipeline):
+    root = pipeline[0]
+    for name in ENTRY_POINTS:
+        result = run_entry(name, root, "--help")
+        assert "PROFILE" in result.stdout and ("Writes" in result.stdout or "writes" in result.stdout), name
+
+
+def test_dry_run_prints_the_command_and_writes_nothing(tmp_path):
+    result = run_entry("sft", tmp_path, "--dry-run")
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("python -m sft_vs_rlvr.tiny_train sft --model ")
+    assert "--seed 42" in lines[-1]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_unknown_profile_and_option(tmp_path):
+    env_result = subprocess.run(["./experiment_rlvr_llama8b.sh"], cwd=REPO, env={**_env(tmp_path), "PROFILE": "tiniest"},
+                                capture_output=True, text=True)
+    assert env_result.returncode == 2
+    assert env_result.stderr.strip() == "error: unknown profile 'tiniest'; choose one of llama8b, tiny (PROFILE=... or --profile)"
+    bad = run_entry("sft", tmp_path, "--frsh", check=False)
+    assert bad.returncode == 2 and "unknown option '--frsh'" in bad.stderr
+    assert not (tmp_path / "runs").exists()

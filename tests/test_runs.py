@@ -1,0 +1,139 @@
+"""The run-folder machinery: experiment ownership, stage status, manifests, secrets, locks."""
+
+import json
+import os
+import sys
+import textwrap
+
+import pytest
+
+from sft_vs_rlvr import runs, settings
+from sft_vs_rlvr.errors import UserError
+
+# A command that behaves like a trainer as far as the run folder is concerned: it prints a line,
+# echoes a secret it was given (which must be redacted), and writes a model folder.
+FAKE_TRAINER = textwrap.dedent("""
+    import os, pathlib, sys
+    out = pathlib.Path(sys.argv[1]) / "nested" / "final"
+    out.mkdir(parents=True)
+    (out / "config.json").write_text("{}")
+    (out / "model.safetensors").write_bytes(b"weights")
+    print("token is", os.environ.get("HF_TOKEN"))
+    sys.exit(int(sys.argv[2]))
+""")
+
+
+def begin(stage="sft", fresh=False):
+    return runs.begin_stage(settings.load("tiny"), stage, fresh, log=lambda m: None)
+
+
+def run(variables, code=0):
+    return runs.run_stage(runs.Path(variables["RUN_DIR"]),
+                          [sys.executable, "-c", FAKE_TRAINER, variables["RUN_DIR"], str(code)])
+
+
+def test_begin_creates_experiment_and_data(isolated_env):
+    variables = begin()
+    exp = runs.Path(variables["EXPERIMENT_DIR"])
+    assert variables["EXPERIMENT_ID"] == "tiny-seed42" and variables["STAGE_STATUS"] == "new"
+    assert json.loads((exp / "experiment.json").read_text())["profile"] == "tiny"
+    assert (exp / "data" / "test.jsonl").is_file()
+
+
+def test_manifest_after_success_and_secret_redaction(isolated_env, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_canary_secret_value")
+    variables = begin()
+    assert run(variables) == 0
+    manifest = json.loads((runs.Path(variables["RUN_DIR"]) / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["exit_status"] == 0
+    assert manifest["final_model"] == "nested/final"  # found by contents
+    assert manifest["wandb"]["mode"] == "offline" and manifest["wandb"]["group"] == "tiny-seed42"
+    assert manifest["settings_fingerprints"]["sft"] == settings.load("tiny").fingerprint("sft")
+    assert manifest["started_at"] <= manifest["ended_at"]
+    log = (runs.Path(variables["RUN_DIR"]) / "train.log").read_text()
+    assert "token is ***" in log and "hf_canary_secret_value" not in log
+    assert "hf_canary_secret_value" not in capsys.readouterr().out
+    assert begin()["STAGE_STATUS"] == "completed"
+
+
+def test_failed_stage_is_kept_aside_and_restarted(isolated_env):
+    variables = begin()
+    assert run(variables, code=3) == 3
+    manifest = json.loads((runs.Path(variables["RUN_DIR"]) / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["exit_status"] == 3
+    again = begin()
+    assert again["STAGE_STATUS"] == "new"
+    kept = [p.name for p in runs.Path(variables["EXPERIMENT_DIR"]).iterdir() if p.name.startswith("sft.interrupted-")]
+    assert len(kept) == 1
+    assert (runs.Path(variables["EXPERIMENT_DIR"]) / kept[0] / "manifest.json").is_file()
+
+
+def test_running_stage_is_refused_while_its_lock_is_held(isolated_env):
+    import fcntl
+
+    variables = begin()
+    run_dir = runs.Path(variables["RUN_DIR"])
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(json.dumps({
+        "format": runs.MANIFEST_FORMAT, "version": runs.MANIFEST_VERSION, "stage": "sft",
+        "status": "running", "started_at": "2026-01-01T00:00:00Z"}))
+    with (run_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        with pytest.raises(UserError, match="being written by a running launch"):
+            begin()
+    assert (run_dir / "manifest.json").is_file()
+
+
+def test_folder_of_another_experiment_is_refused_and_untouched(isolated_env, config_dir, monkeypatch):
+    begin()
+    path = config_dir / "experiment.toml"
+    path.write_text(path.read_text().replace("test_size = 200", "test_size = 150"))
+    monkeypatch.setenv("CONFIG_DIR", str(config_dir))
+    marker = isolated_env / "runs" / "tiny-seed42" / "experiment.json"
+    before = marker.read_text()
+    with pytest.raises(UserError, match=r"belongs to another experiment .*test_size.*--fresh"):
+        begin()
+    assert marker.read_text() == before
+
+
+def test_completed_stage_with_changed_arm_settings_is_refused(isolated_env, config_dir, monkeypatch):
+    assert run(begin()) == 0
+    path = config_dir / "sft.toml"
+    path.write_text(path.read_text().replace("epochs = 3", "epochs = 4", 1))
+    monkeypatch.setenv("CONFIG_DIR", str(config_dir))
+    with pytest.raises(UserError, match="completed with other sft settings"):
+        begin()
+    # the RL arm's settings did not change: it may still start in this experiment
+    assert begin("rlvr")["STAGE_STATUS"] == "new"
+
+
+def test_fresh_makes_a_new_current_experiment(isolated_env):
+    first = begin()
+    second = begin(fresh=True)
+    assert second["EXPERIMENT_ID"].startswith("tiny-seed42-") and second["EXPERIMENT_ID"] != first["EXPERIMENT_ID"]
+    assert begin("rlvr")["EXPERIMENT_ID"] == second["EXPERIMENT_ID"]  # later stages follow the new id
+    assert runs.Path(first["EXPERIMENT_DIR"], "experiment.json").is_file()  # the old one is left alone
+
+
+def test_folder_that_is_not_an_experiment(isolated_env, monkeypatch):
+    monkeypatch.setenv("EXPERIMENT_ID", "mine")
+    target = isolated_env / "runs" / "mine"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not an sft-vs-rlvr experiment folder"):
+        begin()
+    assert (target / "notes.txt").read_text() == "keep me"
+    monkeypatch.setenv("EXPERIMENT_ID", "../escape")
+    with pytest.raises(UserError, match="not a valid id"):
+        begin()
+
+
+def test_dry_run_writes_nothing(isolated_env):
+    variables = runs.begin_stage(settings.load("tiny"), "sft", False, log=lambda m: None, dry_run=True)
+    assert variables["STAGE_STATUS"] == "dry-run"
+    assert not (isolated_env / "runs").exists()
+
+
+def test_locate_needs_an_experiment(isolated_env):
+    with pytest.raises(UserError, match="no experiment at .*run ./experiment_sft_llama8b.sh"):
+        runs.locate(settings.load("tiny"))

@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean-demo help
+.PHONY: setup setup-gpu demo test bench help
 
 help:
 	@echo "make demo   - set up .venv, run the whole experiment on the tiny CPU profile, print the report path"
@@ -16,6 +16,7 @@ help:
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make setup  - only create or update .venv"
 	@echo "make bench  - time each demo stage (benchmarks/demo_stages.sh)"
+	@echo "make setup-gpu - GPU box: open-instruct at the pinned tag with its own environment (scripts/setup_gpu.sh)"
 
 setup: $(STAMP)
 
@@ -35,3 +36,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" benchmarks/demo_stages.sh
+
+setup-gpu:
+	scripts/setup_gpu.sh

@@ -31,6 +31,10 @@ Environment:
   FRESH=1         same as --fresh
   CONFIG_DIR      read settings from this folder instead of configs/
   WANDB_MODE      online / offline / disabled (default: online when logged in; tiny: offline)
+  WANDB_ENTITY    W&B entity (llama8b; offline runs get a placeholder)
+  NUM_GPUS        GPUs per node (default: the visible ones); a layout of configs/layouts.toml
+  NUM_NODES, NODE_RANK, MAIN_ADDR, MAIN_PORT   several nodes: run the launcher on each (llama8b)
+  OPEN_INSTRUCT_DIR  the open-instruct checkout (default: ~/.cache/sft-vs-rlvr/open-instruct)
   SFT_VS_RLVR_CACHE  cache folder of the tiny base model (default ~/.cache/sft-vs-rlvr)
 
 Reads:  configs/experiment.toml, configs/sft.toml
@@ -43,6 +47,9 @@ parse_launcher_args "$@"
 check_python
 PROFILE="${PROFILE:-llama8b}"
 load_exports python -m sft_vs_rlvr.settings export --profile "$PROFILE"
+load_exports python -m sft_vs_rlvr.layouts export --profile "$PROFILE"    # NUM_GPUS, NUM_NODES -> processes, accumulation
+# Preflight before anything is written: the pinned open-instruct checkout must be there.
+[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.open_instruct check
 load_exports python -m sft_vs_rlvr.runs begin sft --profile "$PROFILE" ${FRESH:+--fresh} ${DRY_RUN:+--dry-run}
 if [[ "$STAGE_STATUS" == completed ]]; then
   echo "sft: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)"
@@ -66,8 +73,51 @@ case "$PROFILE" in
       --max-seq-length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
       --checkpoints "$SFT_CHECKPOINTS")
     ;;
+  llama8b)
+    load_exports python -m sft_vs_rlvr.open_instruct export               # OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_COMMIT
+    load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE" # WANDB_MODE, WANDB_ENTITY
+    # Multi-node: the same command on every node, with NODE_RANK 0..NUM_NODES-1 and MAIN_ADDR of node 0.
+    cmd=(accelerate launch
+      --mixed_precision bf16
+      --num_machines "$NUM_NODES"
+      --machine_rank "${NODE_RANK:-0}"
+      --main_process_ip "${MAIN_ADDR:-127.0.0.1}"
+      --main_process_port "${MAIN_PORT:-29500}"
+      --num_processes "$SFT_NUM_PROCESSES"
+      --use_deepspeed
+      --deepspeed_config_file "$OPEN_INSTRUCT_DIR/configs/ds_configs/stage3_no_offloading_accelerate.conf"
+      --deepspeed_multinode_launcher standard
+      "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
+      --exp_name sft
+      --output_dir "$RUN_DIR/output"
+      --model_name_or_path "$BASE_MODEL"
+      --tokenizer_name "$BASE_MODEL"
+      --chat_template_name "$CHAT_TEMPLATE"
+      --dataset_mixer_list "$DATA_DIR/sft_train.jsonl" 1.0
+      --dataset_mixer_list_splits train
+      --max_seq_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
+      --per_device_train_batch_size "$SFT_PER_DEVICE_BATCH_SIZE"
+      --gradient_accumulation_steps "$SFT_GRADIENT_ACCUMULATION_STEPS"
+      --learning_rate "$SFT_LEARNING_RATE"
+      --lr_scheduler_type linear
+      --warmup_ratio "$SFT_WARMUP_RATIO"
+      --weight_decay 0.0
+      --num_train_epochs "$SFT_EPOCHS"
+      --seed "$SEED"
+      --gradient_checkpointing
+      --checkpointing_steps "$SFT_CHECKPOINT_EVERY"
+      --keep_last_n_checkpoints -1
+      --clean_checkpoints_at_end false
+      --logging_steps 1
+      --with_tracking
+      --report_to wandb
+      --wandb_project_name "$WANDB_PROJECT"
+      ${WANDB_ENTITY:+--wandb_entity "$WANDB_ENTITY"}
+      --push_to_hub false
+      --try_launch_beaker_eval_jobs false)
+    ;;
   *)
-    die "profile '$PROFILE' has no SFT command in this launcher yet; use PROFILE=tiny"
+    die "profile '$PROFILE' has no SFT command in this launcher; use PROFILE=llama8b or PROFILE=tiny"
     ;;
 esac
 

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PROFILE=tiny HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# --fresh goes to the first stage only: it makes the new experiment current, and the later stages follow it.
+fresh="${FRESH:-}"
+unset FRESH
+case "$fresh" in ""|0) fresh="" ;; esac
 
 stage() {
   local name=$1; shift
@@ -13,7 +17,7 @@ stage() {
   echo "=== $name: $((SECONDS - start)) s"
 }
 
-stage "SFT"      ./experiment_sft_llama8b.sh ${FRESH:+--fresh}
+stage "SFT"      ./experiment_sft_llama8b.sh ${fresh:+--fresh}
 stage "RLVR"     ./experiment_rlvr_llama8b.sh
 stage "evaluate" ./evaluate_comparison.sh
 start=$SECONDS

@@ -43,6 +43,8 @@ STAGES = ("sft", "rlvr")
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "wandb", "deepspeed",
             "vllm", "ray", "open-instruct", "sft-vs-rlvr")
+# Profiles whose trainers resume from their own saved state when relaunched into the same folder.
+RESUME_IN_PLACE = ("llama8b",)
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -135,7 +137,7 @@ def _lock_is_held(run_dir: Path) -> bool:
 
 
 def stage_status(settings: settings_mod.Settings, run_dir: Path) -> str:
-    """'new', 'completed' or 'interrupted' (a failed or killed attempt, moved aside by begin_stage)."""
+    """Status of a stage folder: new, completed or interrupted (failed or killed; begin_stage resumes or moves it)."""
     manifest = read_manifest(run_dir)
     if manifest is None:
         if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
@@ -171,7 +173,12 @@ def begin_stage(settings: settings_mod.Settings, stage: str, fresh: bool, log=pr
     claim_experiment(settings, exp_dir)
     run_dir = exp_dir / stage
     status = stage_status(settings, run_dir)
-    if status == "interrupted":
+    if status == "interrupted" and settings.profile in RESUME_IN_PLACE:
+        # open-instruct resumes from the states in its output folder (finetune: step_*; grpo_fast:
+        # --checkpoint_state_dir), so the folder stays; run_stage keeps the old manifest beside the new one.
+        log(f"{stage}: an earlier attempt did not finish; resuming it in {run_dir}")
+        status = "resume"
+    elif status == "interrupted":
         # Never delete an earlier attempt: move it aside, say where, and start the stage again.
         aside = exp_dir / f"{stage}.interrupted-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%d-%H%M%S')}"
         run_dir.rename(aside)
@@ -251,6 +258,10 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise UserError(f"{run_dir} is being written by another launch; wait for it or stop it first") from None
+    previous = run_dir / "manifest.json"
+    if previous.is_file():  # a resumed attempt: keep its record
+        earlier = json.loads(previous.read_text())
+        previous.rename(run_dir / f"manifest.attempt-{earlier.get('started_at', 'unknown').replace(':', '')}.json")
     redact = _Redactor()
     wandb_env, wandb_info = tracking.wandb_env(settings, owner["experiment_id"], run_dir.name, run_dir)
     manifest: dict[str, Any] = {

@@ -54,7 +54,7 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "learning_rate": float,
         "epochs": int,
         "per_device_batch_size": int,
-        "gradient_accumulation_steps": int,
+        "effective_batch_size": int,
         "warmup_ratio": float,
         "checkpoints": int,
     },

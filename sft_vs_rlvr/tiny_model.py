@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from . import prompts, synth_gsm8k
+from .cache import cache_root
 
 TINY_MODEL_NAME = "tiny-llama-gsm"
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -43,13 +44,6 @@ RECIPE = {
     "warmup_batch_size": 32,
     "warmup_learning_rate": 3e-3,
 }
-
-
-def cache_root() -> Path:
-    if os.environ.get("SFT_VS_RLVR_CACHE"):
-        return Path(os.environ["SFT_VS_RLVR_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sft-vs-rlvr"
 
 
 def model_dir(seed: int, chat_template: str, instruction: str) -> Path:

@@ -137,3 +137,34 @@ def test_dry_run_writes_nothing(isolated_env):
 def test_locate_needs_an_experiment(isolated_env):
     with pytest.raises(UserError, match="no experiment at .*run ./experiment_sft_llama8b.sh"):
         runs.locate(settings.load("tiny"))
+
+
+def test_llama8b_resumes_an_interrupted_stage_in_place(isolated_env, monkeypatch):
+    # The llama8b data source is the Hub; a local GSM8K-format folder stands in for it here.
+    monkeypatch.setenv("CONFIG_DIR", str(_config_with_local_data(isolated_env)))
+    llama = settings.load("llama8b")
+    variables = runs.begin_stage(llama, "sft", False, log=lambda m: None)
+    assert runs.run_stage(runs.Path(variables["RUN_DIR"]), [sys.executable, "-c", "raise SystemExit(1)"]) == 1
+    again = runs.begin_stage(llama, "sft", False, log=lambda m: None)
+    assert again["STAGE_STATUS"] == "resume" and again["RUN_DIR"] == variables["RUN_DIR"]
+    assert runs.run_stage(runs.Path(variables["RUN_DIR"]),
+                          [sys.executable, "-c", FAKE_TRAINER, variables["RUN_DIR"], "0"]) == 0
+    kept = list(runs.Path(variables["RUN_DIR"]).glob("manifest.attempt-*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["status"] == "failed"
+
+
+def _config_with_local_data(root):
+    import shutil
+
+    from sft_vs_rlvr import atomic, synth_gsm8k
+
+    data = root / "gsm8k"
+    for split, size in (("train", 30), ("test", 10)):
+        atomic.write_jsonl(data / f"{split}.jsonl", [{"question": p.question, "answer": p.solution}
+                                                     for p in synth_gsm8k.generate(split, size, 0)])
+    configs = root / "configs"
+    shutil.copytree(runs.settings_mod.REPO_ROOT / "configs", configs)
+    path = configs / "experiment.toml"
+    text = path.read_text().replace('dataset = "openai/gsm8k"', f'dataset = "{data}"')
+    path.write_text(text.replace("train_size = 7473", "train_size = 30").replace("test_size = 1319", "test_size = 10"))
+    return configs

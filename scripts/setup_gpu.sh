@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make setup-gpu`: open-instruct at the pinned tag, in a cache folder outside this repository, with its
+# own environment (uv sync), this project installed into it, and the nltk data it needs. Harmless to rerun;
+# a checkout at another commit is reported, never silently used or changed.
+#   OPEN_INSTRUCT_DIR  where the checkout goes (default: <cache>/open-instruct, see sft_vs_rlvr/cache.py)
+#   OPEN_INSTRUCT_URL  clone URL (default: https://github.com/allenai/open-instruct.git)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+eval "$(python3 -m sft_vs_rlvr.open_instruct export)"   # OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_COMMIT (stdlib only)
+url="${OPEN_INSTRUCT_URL:-https://github.com/allenai/open-instruct.git}"
+tag="$(python3 -c 'from sft_vs_rlvr.open_instruct import PINNED_TAG; print(PINNED_TAG)')"
+
+command -v uv >/dev/null || { echo "error: uv is not installed; install it (pip install uv) and rerun make setup-gpu" >&2; exit 2; }
+if [[ -d "$OPEN_INSTRUCT_DIR/.git" ]]; then
+  echo "open-instruct: reusing $OPEN_INSTRUCT_DIR"
+else
+  git clone --branch "$tag" --depth 1 "$url" "$OPEN_INSTRUCT_DIR"
+fi
+python3 -m sft_vs_rlvr.open_instruct check     # refuses a checkout at another commit, with the fix
+
+# open-instruct's own locked environment (its README: uv sync), then this package into it, without deps.
+(cd "$OPEN_INSTRUCT_DIR" && uv sync --frozen)
+uv pip install --python "$OPEN_INSTRUCT_DIR/.venv/bin/python" --no-deps -e "$repo"
+# The nltk data open-instruct's Dockerfile fetches (punkt, punkt_tab, words).
+"$OPEN_INSTRUCT_DIR/.venv/bin/python" -m nltk.downloader punkt punkt_tab words
+echo "open-instruct $tag ready in $OPEN_INSTRUCT_DIR; activate it with: source $OPEN_INSTRUCT_DIR/.venv/bin/activate"

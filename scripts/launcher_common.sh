@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the launchers: option parsing, exports from Python, and the failure line.
 # Sourced, not run. Everything beyond this belongs in the sft_vs_rlvr package.
 
@@ -13,7 +14,7 @@ load_exports() {
 
 # Options common to the training launchers: --help, --fresh, --dry-run.
 FRESH="${FRESH:-}"
-DRY_RUN=""
+export DRY_RUN=""  # read by the launchers that source this file
 parse_launcher_args() {
   while (($#)); do
     case "$1" in

@@ -1,7 +1,4 @@
 import ast
-import re
-import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -1,7 +1,6 @@
 """The run-folder machinery: experiment ownership, stage status, manifests, secrets, locks."""
 
 import json
-import os
 import sys
 import textwrap
 

@@ -8,9 +8,15 @@ either they skip.
 
 from __future__ import annotations
 
+import argparse
 import os
+import shlex
 import subprocess
+import sys
 from pathlib import Path
+
+from .cache import cache_root
+from .errors import UserError, cli
 
 PINNED_TAG = "v0.3.0"
 PINNED_COMMIT = "26de99604002d6a7b25a2c5f2ee880e388a21dca"
@@ -21,8 +27,6 @@ def checkout_dir() -> Path:
     """OPEN_INSTRUCT_DIR, else <cache>/open-instruct (the cache of tiny_model.cache_root)."""
     if os.environ.get("OPEN_INSTRUCT_DIR"):
         return Path(os.environ["OPEN_INSTRUCT_DIR"])
-    from .cache import cache_root
-
     return cache_root() / "open-instruct"
 
 
@@ -55,38 +59,30 @@ def read_source(relative_path: str) -> str | None:
     return None
 
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     """`python -m sft_vs_rlvr.open_instruct {export,check}`: where the checkout is; whether it is usable.
 
     export  prints OPEN_INSTRUCT_DIR and OPEN_INSTRUCT_COMMIT (the pinned commit) for the launchers
     check   refuses a missing checkout or one at another commit, naming the fix
     """
-    import argparse
-    import shlex
-    import sys
-
-    from .errors import UserError, cli
-
-    @cli
-    def run() -> int:
-        parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.open_instruct", description=main.__doc__,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.add_argument("command", choices=["export", "check"])
-        args = parser.parse_args(argv)
-        path = checkout_dir()
-        if args.command == "export":
-            print(f"export OPEN_INSTRUCT_DIR={shlex.quote(str(path))}\nexport OPEN_INSTRUCT_COMMIT={PINNED_COMMIT}")
-            return 0
-        if not (path / "open_instruct" / "finetune.py").is_file():
-            raise UserError(f"open-instruct is not installed at {path}; run 'make setup-gpu' (or set OPEN_INSTRUCT_DIR)")
-        head = checkout_commit(path)
-        if head != PINNED_COMMIT:
-            raise UserError(f"open-instruct at {path} is at {head or 'an unknown commit'}, not the pinned {PINNED_TAG} "
-                            f"({PINNED_COMMIT[:9]}); run 'git -C {path} checkout {PINNED_TAG}' or 'make setup-gpu'")
-        print(f"open-instruct: {path} at {PINNED_TAG} ({PINNED_COMMIT[:9]})", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.open_instruct", description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["export", "check"])
+    args = parser.parse_args(argv)
+    path = checkout_dir()
+    if args.command == "export":
+        print(f"export OPEN_INSTRUCT_DIR={shlex.quote(str(path))}\nexport OPEN_INSTRUCT_COMMIT={PINNED_COMMIT}")
         return 0
-
-    return run()
+    if not (path / "open_instruct" / "finetune.py").is_file():
+        raise UserError(f"open-instruct is not installed at {path}; run 'make setup-gpu' (or set OPEN_INSTRUCT_DIR)")
+    head = checkout_commit(path)
+    if head != PINNED_COMMIT:
+        raise UserError(f"open-instruct at {path} is at {head or 'an unknown commit'}, not the pinned {PINNED_TAG} "
+                        f"({PINNED_COMMIT[:9]}); run 'git -C {path} checkout {PINNED_TAG}' or 'make setup-gpu'")
+    print(f"open-instruct: {path} at {PINNED_TAG} ({PINNED_COMMIT[:9]})", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,13 +10,17 @@ otherwise online when a key is present (WANDB_API_KEY or ~/.netrc), else offline
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import secrets
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from .errors import cli
+from .settings import Settings, load
 
 
 def _logged_in() -> bool:
@@ -68,32 +72,23 @@ def finish_info(info: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return {**info, "url": match.group(0) if match else None}
 
 
+
+@cli
 def main(argv: list[str] | None = None) -> int:
     """`python -m sft_vs_rlvr.tracking export --profile P`: WANDB_MODE and WANDB_ENTITY for a launcher.
 
     open-instruct's trainers look up an entity through the W&B API when none is given, which fails
     offline; offline runs therefore get a placeholder entity (`wandb sync --entity` sets the real one).
     """
-    import argparse
-    import shlex
-    import sys
-
-    from .errors import cli
-    from .settings import load
-
-    @cli
-    def run() -> int:
-        parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.tracking", description=main.__doc__)
-        parser.add_argument("command", choices=["export"])
-        parser.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
-        args = parser.parse_args(argv)
-        mode, why = choose_mode(load(args.profile))
-        entity = os.environ.get("WANDB_ENTITY") or ("offline" if mode == "offline" else "")
-        print(f"export WANDB_MODE={shlex.quote(mode)}\nexport WANDB_ENTITY={shlex.quote(entity)}")
-        print(f"W&B: {mode} ({why})", file=sys.stderr)
-        return 0
-
-    return run()
+    parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.tracking", description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
+    args = parser.parse_args(argv)
+    mode, why = choose_mode(load(args.profile))
+    entity = os.environ.get("WANDB_ENTITY") or ("offline" if mode == "offline" else "")
+    print(f"export WANDB_MODE={shlex.quote(mode)}\nexport WANDB_ENTITY={shlex.quote(entity)}")
+    print(f"W&B: {mode} ({why})", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

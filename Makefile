@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-gpu demo test bench help
+.PHONY: setup setup-gpu setup-open-instruct-cpu demo test bench help
 
 help:
 	@echo "make demo   - set up .venv, run the whole experiment on the tiny CPU profile, print the report path"
@@ -17,6 +17,8 @@ help:
 	@echo "make setup  - only create or update .venv"
 	@echo "make bench  - time each demo stage (benchmarks/demo_stages.sh)"
 	@echo "make setup-gpu - GPU box: open-instruct at the pinned tag with its own environment (scripts/setup_gpu.sh)"
+	@echo "make setup-open-instruct-cpu - CPU machine: the same checkout with a lean CPU environment, so the tests"
+	@echo "              also run open-instruct's real parser and finetune.py (scripts/setup_open_instruct_cpu.sh)"
 
 setup: $(STAMP)
 
@@ -39,3 +41,6 @@ bench: $(STAMP)
 
 setup-gpu:
 	scripts/setup_gpu.sh
+
+setup-open-instruct-cpu:
+	scripts/setup_open_instruct_cpu.sh

@@ -13,18 +13,21 @@ source scripts/launcher_common.sh
 
 usage() {
   cat <<'USAGE'
-Usage: ./experiment_rlvr_llama8b.sh [--fresh] [--dry-run] [--help]
+Usage: ./experiment_rlvr_llama8b.sh [--fresh] [--dry-run] [--plan] [--help]
 
 Trains the RLVR arm with GRPO on the same training questions, template and seed as the SFT arm.
-A finished run is not redone; an interrupted one is kept aside and restarted.
+A finished run is not redone; an interrupted one is resumed (llama8b) or kept aside and restarted (tiny).
 
 Options:
   --fresh     start a new experiment id (the old run folders are left alone)
   --dry-run   print the exact command, one line, shell-quoted, and exit; writes nothing
+  --plan      print the budget (steps, tokens, samples, checkpoints, disk, memory, time, cost) and exit
   --help      this text
 
 Environment:
   PROFILE         llama8b (default) or tiny
+  INIT_FROM       base (default) or sft: the third arm, GRPO started from this experiment's SFT model,
+                  everything else equal (run folder sft_rlvr/)
   EXPERIMENT_ID   run into <output_root>/<EXPERIMENT_ID> instead of the current experiment
   OUTPUT_ROOT     overrides output_root of configs/experiment.toml
   FRESH=1         same as --fresh
@@ -32,35 +35,55 @@ Environment:
   WANDB_MODE      online / offline / disabled (default: online when logged in; tiny: offline)
   WANDB_ENTITY    W&B entity (llama8b; offline runs get a placeholder)
   NUM_GPUS        GPUs per node (default: the visible ones); a layout of configs/layouts.toml
-  NUM_NODES       nodes of a running Ray cluster (llama8b; see the comment in the llama8b branch)
-  OPEN_INSTRUCT_DIR  the open-instruct checkout (default: ~/.cache/sft-vs-rlvr/open-instruct)
+  NUM_NODES       nodes of a running Ray cluster (llama8b; scripts/ray_cluster.sh, README "Several nodes")
+  FORCE=1         launch although --plan's memory estimate says the layout does not fit
+  OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_VENV   the open-instruct checkout and its environment (make setup-gpu)
   SFT_VS_RLVR_CACHE  cache folder of the tiny base model (default ~/.cache/sft-vs-rlvr)
 
-Reads:  configs/experiment.toml, configs/rlvr.toml
-Writes: <output_root>/<experiment id>/experiment.json, data/ (prepared once), rlvr/ (manifest.json,
-        train.log, model/, checkpoints/, wandb/)
+Reads:  configs/experiment.toml, configs/rlvr.toml, configs/layouts.toml, configs/plan.toml
+Writes: <output_root>/<experiment id>/experiment.json, data/ (prepared once), rlvr/ or sft_rlvr/
+        (manifest.json, train.log, model or output/, checkpoints, wandb/)
 USAGE
 }
 
 parse_launcher_args "$@"
 check_python
 PROFILE="${PROFILE:-llama8b}"
+case "${INIT_FROM:-base}" in
+  base) STAGE=rlvr ;;
+  sft) STAGE=sft_rlvr ;;
+  *) die "INIT_FROM='${INIT_FROM}' is not a starting point; use INIT_FROM=base (default) or INIT_FROM=sft" ;;
+esac
 load_exports python -m sft_vs_rlvr.settings export --profile "$PROFILE"
-load_exports python -m sft_vs_rlvr.layouts export --profile "$PROFILE"    # learners, engines, steps, snapshots
-# Preflight before anything is written: the pinned open-instruct checkout must be there.
-[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.open_instruct check
-load_exports python -m sft_vs_rlvr.runs begin rlvr --profile "$PROFILE" ${FRESH:+--fresh} ${DRY_RUN:+--dry-run}
+load_exports python -m sft_vs_rlvr.plan export --profile "$PROFILE"     # layout, ZeRO stage; refuses what cannot fit
+if [[ -n "$PLAN" ]]; then exec python -m sft_vs_rlvr.plan show --profile "$PROFILE" --stage rlvr; fi
+# Preflight before anything is written: GPUs, open-instruct, Hub token, disk, W&B, Ray's CPUs.
+[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.preflight environment "$STAGE" --profile "$PROFILE"
+load_exports python -m sft_vs_rlvr.runs begin "$STAGE" --profile "$PROFILE" ${FRESH:+--fresh} ${DRY_RUN:+--dry-run}
 if [[ "$STAGE_STATUS" == completed ]]; then
-  echo "rlvr: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)"
+  echo "$STAGE: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)"
   exit 0
 fi
+# The model GRPO starts from: the base model, or (INIT_FROM=sft) the SFT arm's final model folder.
+if [[ "$STAGE" == sft_rlvr ]]; then
+  load_exports python -m sft_vs_rlvr.runs init-model --from sft --profile "$PROFILE" ${DRY_RUN:+--dry-run}
+elif [[ "$PROFILE" == tiny && -n "$DRY_RUN" ]]; then
+  INIT_MODEL="$(python -m sft_vs_rlvr.tiny_model path)"
+elif [[ "$PROFILE" == tiny ]]; then
+  INIT_MODEL="$(python -m sft_vs_rlvr.tiny_model ensure)"
+else
+  INIT_MODEL="$BASE_MODEL"
+fi
+# open-instruct would add a "<pad>" token past Llama 3.1's embedding matrix, which grpo_fast never resizes;
+# both arms use the base tokenizer with its own reserved pad token instead (sft_vs_rlvr/tokenizer_prep.py).
+TOKENIZER="$DATA_DIR/tokenizer"
+[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] \
+  || python -m sft_vs_rlvr.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
 
 case "$PROFILE" in
   tiny)
-    if [[ -n "$DRY_RUN" ]]; then BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model path)"
-    else BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model ensure)"; fi
     cmd=(python -m sft_vs_rlvr.tiny_train rlvr
-      --model "$BASE_MODEL_PATH"
+      --model "$INIT_MODEL"
       --train-file "$DATA_DIR/rl_train.jsonl"
       --output-dir "$RUN_DIR"
       --seed "$SEED"
@@ -74,16 +97,32 @@ case "$PROFILE" in
       --checkpoints "$RLVR_CHECKPOINTS")
     ;;
   llama8b)
-    load_exports python -m sft_vs_rlvr.open_instruct export               # OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_COMMIT
+    load_exports python -m sft_vs_rlvr.open_instruct export               # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
     load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE" # WANDB_MODE, WANDB_ENTITY
     # Several nodes: start Ray first (head: ray start --head; workers: ray start --address MAIN_ADDR:6379),
     # then run this launcher on the head node only; grpo_fast attaches to the running cluster.
     # shellcheck disable=SC2206  # one learner count per node, on purpose split into words
     learners=($RLVR_LEARNERS_PER_NODE)
-    cmd=(python "$OPEN_INSTRUCT_DIR/open_instruct/grpo_fast.py"
-      --exp_name rlvr
+    # Knobs whose defaults moved between open-instruct versions are all set here (defaults at v0.3.0
+    # in brackets):
+    #   --async_steps 1                 [8]     generation runs at most one step ahead, so rollouts come
+    #                                           from the policy of the previous step (near on-policy GRPO)
+    #   --advantage_normalization_type standard [centered]  (r - mean) / std per group: GRPO as published
+    #   --clip_lower/--clip_higher 0.2  [0.2 / 0.272]  symmetric PPO clip as in GRPO and SimpleRL-Zoo
+    #   --use_rho_correction true       [true]  reweights by learner/vLLM log-prob ratio (kernel mismatch)
+    #   --kl_estimator 2                [2]     the k3 estimator, open-instruct's and the fork's choice
+    #   --temperature                   [0.7]   configs/rlvr.toml (1.0); in-loop eval samples at it too
+    #   --keep_last_n_checkpoints 1     [3]     only the latest training state is needed to resume; each is
+    #                                           ~120 GiB for 8B (HF snapshots for the curves are never pruned)
+    # Reward: the GSM8K verifier alone (10 for a correct last number: v0.3.0's verification_reward is
+    # rescaled to 1.0), no format gate (SimpleRL-Zoo saw Llama 3.1 8B collapse under one), no penalty
+    # for truncation. In-loop evaluation: 256 rows of test.jsonl (a local file must say split train).
+    cmd=("$OPEN_INSTRUCT_BIN/python" "$OPEN_INSTRUCT_DIR/open_instruct/grpo_fast.py"
+      --exp_name "$STAGE"
       --output_dir "$RUN_DIR/output"
-      --model_name_or_path "$BASE_MODEL"
+      --dataset_local_cache_dir "$RUN_DIR/dataset_cache"
+      --model_name_or_path "$INIT_MODEL"
+      --tokenizer_name_or_path "$TOKENIZER"
       --chat_template_name "$CHAT_TEMPLATE"
       --dataset_mixer_list "$DATA_DIR/rl_train.jsonl" 1.0
       --dataset_mixer_list_splits train
@@ -116,10 +155,11 @@ case "$PROFILE" in
       --save_freq "$RLVR_SAVE_EVERY"
       --checkpoint_state_freq "$RLVR_SAVE_EVERY"
       --checkpoint_state_dir "$RUN_DIR/state"
+      --keep_last_n_checkpoints 1
       --num_learners_per_node "${learners[@]}"
       --vllm_num_engines "$RLVR_VLLM_ENGINES"
       --vllm_tensor_parallel_size 1
-      --deepspeed_stage 3
+      --deepspeed_stage "$RLVR_DEEPSPEED_STAGE"
       --deepspeed_zpg 1
       --seed "$SEED"
       --with_tracking
@@ -136,4 +176,6 @@ if [[ -n "$DRY_RUN" ]]; then
   print_command "${cmd[@]}"
   exit 0
 fi
+# The command against open-instruct's own parser at the pinned tag, then the run.
+[[ "$PROFILE" == tiny ]] || python -m sft_vs_rlvr.preflight command -- "${cmd[@]}"
 exec python -m sft_vs_rlvr.runs run --run-dir "$RUN_DIR" -- "${cmd[@]}"

@@ -12,15 +12,16 @@ load_exports() {
   eval "$exports"
 }
 
-# Options common to the training launchers: --help, --fresh, --dry-run.
+# Options common to the training launchers: --help, --fresh, --dry-run, --plan.
 FRESH="${FRESH:-}"
-export DRY_RUN=""  # read by the launchers that source this file
+export DRY_RUN="" PLAN=""  # read by the launchers that source this file
 parse_launcher_args() {
   while (($#)); do
     case "$1" in
       -h|--help) usage; exit 0 ;;
       --fresh) FRESH=1 ;;
       --dry-run) DRY_RUN=1 ;;
+      --plan) PLAN=1 ;;
       *) die "unknown option '$1'; see $0 --help" ;;
     esac
     shift

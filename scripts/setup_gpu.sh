@@ -17,11 +17,12 @@ if [[ -d "$OPEN_INSTRUCT_DIR/.git" ]]; then
 else
   git clone --branch "$tag" --depth 1 "$url" "$OPEN_INSTRUCT_DIR"
 fi
-python3 -m sft_vs_rlvr.open_instruct check     # refuses a checkout at another commit, with the fix
+python3 -m sft_vs_rlvr.open_instruct check --checkout-only   # refuses a checkout at another commit, with the fix
 
 # open-instruct's own locked environment (its README: uv sync), then this package into it, without deps.
 (cd "$OPEN_INSTRUCT_DIR" && uv sync --frozen)
 uv pip install --python "$OPEN_INSTRUCT_DIR/.venv/bin/python" --no-deps -e "$repo"
 # The nltk data open-instruct's Dockerfile fetches (punkt, punkt_tab, words).
 "$OPEN_INSTRUCT_DIR/.venv/bin/python" -m nltk.downloader punkt punkt_tab words
-echo "open-instruct $tag ready in $OPEN_INSTRUCT_DIR; activate it with: source $OPEN_INSTRUCT_DIR/.venv/bin/activate"
+python3 -m sft_vs_rlvr.open_instruct check
+echo "open-instruct $tag ready in $OPEN_INSTRUCT_DIR (the launchers call its environment themselves)"

@@ -10,7 +10,7 @@ Engine: transformers batched generation (left padding, length-sorted batches, in
 Outputs per model (docs/FORMATS.md): eval/<name>_results.json and eval/<name>_samples.jsonl.
 A model already evaluated with the same weights and settings is reused unless --force.
 
-Usage: python -m sft_vs_rlvr.evaluation --experiment-dir DIR [--models base,sft,rlvr] [--force]
+Usage: python -m sft_vs_rlvr.evaluation --experiment-dir DIR [--models base,sft,rlvr,sft_rlvr] [--force]
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from .errors import UserError, cli
 
 RESULTS_FORMAT = "sft-vs-rlvr/eval-results"
 RESULTS_VERSION = 1
-ARMS = ("sft", "rlvr")
+ARMS = ("sft", "rlvr", "sft_rlvr")  # sft_rlvr: GRPO started from the SFT model (INIT_FROM=sft), when run
+HOW_TO_TRAIN = {"sft": "./experiment_sft_llama8b.sh", "rlvr": "./experiment_rlvr_llama8b.sh",
+                "sft_rlvr": "INIT_FROM=sft ./experiment_rlvr_llama8b.sh"}
 
 
 def weights_fingerprint(model_path: str) -> str:
@@ -57,7 +59,7 @@ def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: l
             found[arm] = str(exp_dir / arm / manifest["final_model"])
         elif arm in wanted:
             log(f"eval: no finished {arm} run in {exp_dir / arm}; skipping it "
-                f"(run ./experiment_{arm}_llama8b.sh PROFILE={settings.profile})")
+                f"(PROFILE={settings.profile} {HOW_TO_TRAIN[arm]} trains it)")
     if not found:
         raise UserError(f"no trained model in {exp_dir}: run ./experiment_sft_llama8b.sh and "
                         "./experiment_rlvr_llama8b.sh first")
@@ -213,13 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.evaluation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment-dir", required=True)
-    parser.add_argument("--models", default="base,sft,rlvr", help="comma-separated subset of base,sft,rlvr")
+    parser.add_argument("--models", default="base,sft,rlvr,sft_rlvr",
+                        help="comma-separated subset of base,sft,rlvr,sft_rlvr")
     parser.add_argument("--force", action="store_true", help="evaluate again even when results are current")
     args = parser.parse_args(argv)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(wanted) - {"base", *ARMS}
     if unknown:
-        raise UserError(f"unknown model name(s) {', '.join(sorted(unknown))}; choose from base, sft, rlvr")
+        raise UserError(f"unknown model name(s) {', '.join(sorted(unknown))}; choose from base, sft, rlvr, sft_rlvr")
     exp_dir = Path(args.experiment_dir)
     if not (exp_dir / "experiment.json").is_file():
         raise UserError(f"{exp_dir} is not an experiment folder; run the training launchers first")

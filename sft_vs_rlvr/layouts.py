@@ -2,27 +2,25 @@
 
 The launchers never hard-code a GPU count. This module turns (settings, NUM_GPUS, NUM_NODES) into
 the numbers the open-instruct commands need, keeping what is learned fixed:
-  SFT   processes = GPUs x nodes; gradient accumulation = effective batch / (per-device batch x processes)
+  SFT   processes = GPUs x nodes; each takes effective batch / processes sequences per optimizer step
+        (plan.py splits that into micro-batch x gradient accumulation by memory)
   RLVR  learners and vLLM engines per node from configs/layouts.toml; total_episodes for the epochs asked
 
-Command line (used by the launchers):
-  python -m sft_vs_rlvr.layouts export --profile P     `export` lines; explanations on stderr
+The launchers get these numbers through `python -m sft_vs_rlvr.plan export`.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shlex
 import shutil
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass
 
 from . import settings as settings_mod
-from .errors import UserError, cli
+from .errors import UserError
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,7 @@ class Layout:
     gpus_per_node: int
     nodes: int
     sft_processes: int
-    sft_gradient_accumulation_steps: int
+    sft_sequences_per_process: int
     sft_steps: int
     sft_checkpoint_every: int
     rlvr_learners_per_node: int
@@ -84,18 +82,17 @@ def resolve(settings: settings_mod.Settings, gpus_per_node: int | None = None, n
             raise UserError(f"configs/layouts.toml [gpus.{gpus_per_node}]: {learners} learners + {engines} vLLM "
                             f"engines do not add up to {gpus_per_node} GPUs; fix the entry")
     processes = gpus_per_node * nodes
-    per_step = sft["per_device_batch_size"] * processes
-    if sft["effective_batch_size"] % per_step:
+    if sft["effective_batch_size"] % processes:
         raise UserError(
-            f"effective_batch_size {sft['effective_batch_size']} is not a multiple of per_device_batch_size "
-            f"{sft['per_device_batch_size']} x {processes} processes; change one of them in configs/sft.toml")
+            f"effective_batch_size {sft['effective_batch_size']} cannot be split evenly over {processes} SFT processes "
+            f"({gpus_per_node} GPUs x {nodes} nodes); choose a GPU count that divides it or change configs/sft.toml")
     sft_steps = math.ceil(shared["train_size"] / sft["effective_batch_size"]) * sft["epochs"]
     completions_per_step = rlvr["prompts_per_step"] * rlvr["samples_per_prompt"]
     rlvr_episodes = shared["train_size"] * rlvr["epochs"] * rlvr["samples_per_prompt"]
     rlvr_steps = rlvr_episodes // completions_per_step
     return Layout(
         gpus_per_node=gpus_per_node, nodes=nodes, sft_processes=processes,
-        sft_gradient_accumulation_steps=sft["effective_batch_size"] // per_step,
+        sft_sequences_per_process=sft["effective_batch_size"] // processes,
         sft_steps=sft_steps, sft_checkpoint_every=max(1, math.ceil(sft_steps / max(1, sft["checkpoints"]))),
         rlvr_learners_per_node=learners, rlvr_vllm_engines=engines * nodes,
         rlvr_steps=rlvr_steps, rlvr_total_episodes=rlvr_episodes,
@@ -116,7 +113,6 @@ def shell_exports(layout: Layout) -> str:
     values = {
         "NUM_GPUS": layout.gpus_per_node, "NUM_NODES": layout.nodes,
         "SFT_NUM_PROCESSES": layout.sft_processes,
-        "SFT_GRADIENT_ACCUMULATION_STEPS": layout.sft_gradient_accumulation_steps,
         "SFT_STEPS": layout.sft_steps, "SFT_CHECKPOINT_EVERY": layout.sft_checkpoint_every,
         # grpo_fast takes one learner count per node (a list)
         "RLVR_LEARNERS_PER_NODE": " ".join([str(layout.rlvr_learners_per_node)] * layout.nodes),
@@ -125,26 +121,3 @@ def shell_exports(layout: Layout) -> str:
         "RLVR_EVAL_EVERY": layout.rlvr_eval_every,
     }
     return "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in values.items())
-
-
-@cli
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.layouts", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
-    args = parser.parse_args(argv)
-    settings = settings_mod.load(args.profile)
-    layout = resolve(settings)
-    if settings.profile != "tiny":
-        print(f"layout: {layout.gpus_per_node} GPUs x {layout.nodes} node(s); SFT {layout.sft_processes} processes x "
-              f"{settings.sft['per_device_batch_size']} per device x {layout.sft_gradient_accumulation_steps} "
-              f"accumulation = effective batch {settings.sft['effective_batch_size']}; GRPO "
-              f"{layout.rlvr_learners_per_node} learners + {layout.rlvr_vllm_engines // layout.nodes} vLLM engines "
-              "per node", file=sys.stderr)
-    sys.stdout.write(shell_exports(layout))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,40 @@ def checkout_dir() -> Path:
     return cache_root() / "open-instruct"
 
 
+def venv_dir() -> Path:
+    """open-instruct's own environment: OPEN_INSTRUCT_VENV, else <checkout>/.venv (what its uv sync makes)."""
+    if os.environ.get("OPEN_INSTRUCT_VENV"):
+        return Path(os.environ["OPEN_INSTRUCT_VENV"])
+    return checkout_dir() / ".venv"
+
+
+def python() -> Path:
+    return venv_dir() / "bin" / "python"
+
+
+def environment() -> dict[str, str]:
+    """Environment for running open-instruct code of the checkout with this package importable beside it."""
+    from .settings import REPO_ROOT
+
+    paths = [str(REPO_ROOT), str(checkout_dir()), os.environ.get("PYTHONPATH", "")]
+    # litellm (imported by open-instruct) otherwise tries to fetch a price list from the network at import.
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def check(environment_too: bool = True) -> str:
+    """Refuse a missing checkout, one at another commit, or one without its environment; say what was found."""
+    path = checkout_dir()
+    if not (path / "open_instruct" / "finetune.py").is_file():
+        raise UserError(f"open-instruct is not installed at {path}; run 'make setup-gpu' (or set OPEN_INSTRUCT_DIR)")
+    head = checkout_commit(path)
+    if head != PINNED_COMMIT:
+        raise UserError(f"open-instruct at {path} is at {head or 'an unknown commit'}, not the pinned {PINNED_TAG} "
+                        f"({PINNED_COMMIT[:9]}); run 'git -C {path} checkout {PINNED_TAG}' or 'make setup-gpu'")
+    if environment_too and not python().is_file():
+        raise UserError(f"open-instruct's environment is missing ({venv_dir()}); run 'make setup-gpu'")
+    return f"open-instruct: {path} at {PINNED_TAG} ({PINNED_COMMIT[:9]}), environment {venv_dir()}"
+
+
 def _git(git_dir: Path, *args: str) -> str | None:
     try:
         return subprocess.run(["git", "--git-dir", str(git_dir), *args], capture_output=True, text=True,
@@ -64,24 +98,20 @@ def read_source(relative_path: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m sft_vs_rlvr.open_instruct {export,check}`: where the checkout is; whether it is usable.
 
-    export  prints OPEN_INSTRUCT_DIR and OPEN_INSTRUCT_COMMIT (the pinned commit) for the launchers
-    check   refuses a missing checkout or one at another commit, naming the fix
+    export  prints OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_BIN (its environment's bin folder), OPEN_INSTRUCT_COMMIT
+    check   refuses a missing checkout, one at another commit or one without its environment, naming the fix
     """
     parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.open_instruct", description=main.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["export", "check"])
+    parser.add_argument("--checkout-only", action="store_true", help="check: do not require the environment yet")
     args = parser.parse_args(argv)
-    path = checkout_dir()
     if args.command == "export":
-        print(f"export OPEN_INSTRUCT_DIR={shlex.quote(str(path))}\nexport OPEN_INSTRUCT_COMMIT={PINNED_COMMIT}")
+        print(f"export OPEN_INSTRUCT_DIR={shlex.quote(str(checkout_dir()))}\n"
+              f"export OPEN_INSTRUCT_BIN={shlex.quote(str(venv_dir() / 'bin'))}\n"
+              f"export OPEN_INSTRUCT_COMMIT={PINNED_COMMIT}")
         return 0
-    if not (path / "open_instruct" / "finetune.py").is_file():
-        raise UserError(f"open-instruct is not installed at {path}; run 'make setup-gpu' (or set OPEN_INSTRUCT_DIR)")
-    head = checkout_commit(path)
-    if head != PINNED_COMMIT:
-        raise UserError(f"open-instruct at {path} is at {head or 'an unknown commit'}, not the pinned {PINNED_TAG} "
-                        f"({PINNED_COMMIT[:9]}); run 'git -C {path} checkout {PINNED_TAG}' or 'make setup-gpu'")
-    print(f"open-instruct: {path} at {PINNED_TAG} ({PINNED_COMMIT[:9]})", file=sys.stderr)
+    print(check(environment_too=not args.checkout_only), file=sys.stderr)
     return 0
 
 

@@ -36,16 +36,18 @@ REPORT_FORMAT, REPORT_VERSION = "sft-vs-rlvr/report", 1
 RESULTS_FORMAT, MANIFEST_FORMAT = "sft-vs-rlvr/eval-results", "sft-vs-rlvr/manifest"
 KNOWN_VERSIONS = {RESULTS_FORMAT: {1}, MANIFEST_FORMAT: {1}}
 
-MODEL_ORDER = ("base", "sft", "rlvr")
+MODEL_ORDER = ("base", "sft", "rlvr", "sft_rlvr")
+OPTIONAL_MODELS = ("sft_rlvr",)  # the third arm (INIT_FROM=sft): reported when it was run, not missed otherwise
 GRADERS = {"robust": "correct", "verifier": "verifier_correct"}  # grader -> per-sample verdict key
 SAMPLE_KEYS = ("id", "correct", "verifier_correct", "extracted", "truncated", "response_tokens")
-COMPARISONS = (("rlvr", "sft"), ("sft", "base"), ("rlvr", "base"))  # (a, b): accuracy of a minus b
+COMPARISONS = (("rlvr", "sft"), ("sft", "base"), ("rlvr", "base"), ("sft_rlvr", "sft"), ("sft_rlvr", "rlvr"))  # (a, b): accuracy of a minus b
 BOOTSTRAP = {"n_boot": 10000, "seed": 42, "level": 0.95}
 # Results files round their floats; a summary further off than half a unit in the third decimal is wrong.
 FLOAT_TOLERANCE = 5.01e-4
 
 EVAL_FIX = "run ./evaluate_comparison.sh"
-STAGE_FIX = {"sft": "run ./experiment_sft_llama8b.sh", "rlvr": "run ./experiment_rlvr_llama8b.sh"}
+STAGE_FIX = {"sft": "run ./experiment_sft_llama8b.sh", "rlvr": "run ./experiment_rlvr_llama8b.sh",
+             "sft_rlvr": "run INIT_FROM=sft ./experiment_rlvr_llama8b.sh"}
 
 # Training curves: each metric's W&B key differs by trainer; the first alias with data wins.
 # TRL (tiny profile): train/*; open-instruct finetune.py: train_loss, learning_rate;
@@ -64,7 +66,8 @@ STAGE_METRICS = {
     "sft": ("loss", "learning_rate", "grad_norm"),
     "rlvr": ("reward", "reward_std", "kl", "loss", "grad_norm", "response_length"),
 }
-STAGE_TITLES = {"sft": "SFT", "rlvr": "RLVR (GRPO)"}
+STAGE_METRICS["sft_rlvr"] = STAGE_METRICS["rlvr"]
+STAGE_TITLES = {"sft": "SFT", "rlvr": "RLVR (GRPO)", "sft_rlvr": "SFT then RLVR"}
 
 
 class InconsistentResults(UserError):
@@ -302,7 +305,9 @@ def reproducibility(manifest: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def _same(manifests: dict[str, dict[str, Any]], getter) -> bool | None:
-    return getter(manifests["sft"]) == getter(manifests["rlvr"]) if len(manifests) == 2 else None
+    if "sft" not in manifests or "rlvr" not in manifests:
+        return None
+    return getter(manifests["sft"]) == getter(manifests["rlvr"])
 
 
 def analyze(experiment_dir: Path) -> dict[str, Any]:
@@ -311,10 +316,13 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
     models = load_models(eval_dir)
     if not models:
         raise UserError(f"no evaluation results (eval/*_results.json) in {experiment_dir}: {EVAL_FIX} first")
-    missing = [f"no eval/{name}_results.json: {EVAL_FIX}" for name in MODEL_ORDER if name not in models]
+    missing = [f"no eval/{name}_results.json: {EVAL_FIX}" for name in MODEL_ORDER
+               if name not in models and name not in OPTIONAL_MODELS]
     comparisons = []
     for a, b in COMPARISONS:
         absent = [name for name in (a, b) if name not in models]
+        if absent and set(absent) <= set(OPTIONAL_MODELS):
+            continue
         if absent:
             missing.append(f"{a} - {b} comparison needs eval/{absent[0]}_results.json: {EVAL_FIX}")
             continue
@@ -325,7 +333,8 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
                 missing.append(f"{a} - {b} comparison: {error}")
                 break
     dynamics, manifests = {}, {}
-    for stage in ("sft", "rlvr"):
+    stages = ("sft", "rlvr", "sft_rlvr") if (experiment_dir / "sft_rlvr").is_dir() else ("sft", "rlvr")
+    for stage in stages:
         manifest, dynamics[stage] = load_stage(experiment_dir, stage)
         if manifest is not None:
             manifests[stage] = manifest

@@ -14,6 +14,7 @@ Command line (used by the launchers):
   python -m sft_vs_rlvr.runs begin {sft,rlvr} --profile P [--fresh]   checks, prepares data, prints exports
   python -m sft_vs_rlvr.runs run --run-dir DIR -- COMMAND...           runs COMMAND and records it
   python -m sft_vs_rlvr.runs locate --profile P                         prints EXPERIMENT_DIR for later stages
+  python -m sft_vs_rlvr.runs init-model --from sft --profile P          prints INIT_MODEL: a finished arm's model
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .errors import UserError, cli
 EXPERIMENT_FORMAT = "sft-vs-rlvr/experiment"
 MANIFEST_FORMAT = "sft-vs-rlvr/manifest"
 MANIFEST_VERSION = 1
-STAGES = ("sft", "rlvr")
+STAGES = ("sft", "rlvr", "sft_rlvr")  # sft_rlvr: GRPO from the SFT model (INIT_FROM=sft), the third arm
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "wandb", "deepspeed",
             "vllm", "ray", "open-instruct", "sft-vs-rlvr")
@@ -96,6 +97,21 @@ def claim_experiment(settings: settings_mod.Settings, exp_dir: Path) -> None:
         "format": EXPERIMENT_FORMAT, "version": 1, "experiment_id": exp_dir.name, "profile": settings.profile,
         "shared": settings.shared, "shared_fingerprint": settings.fingerprint(), "created_at": utc_now(),
     })
+
+
+def finished_model(settings: settings_mod.Settings, stage: str, dry_run: bool = False) -> Path:
+    """The model folder of a completed stage of the current experiment (the hybrid arm starts from SFT's).
+
+    With dry_run and no finished stage yet: where that stage will write its model (for --dry-run output).
+    """
+    exp_dir = settings.output_root / experiment_id(settings)
+    manifest = read_manifest(exp_dir / stage)
+    if dry_run and not (manifest and manifest.get("final_model")):
+        return exp_dir / stage / ("model" if settings.profile == "tiny" else f"output/{stage}")
+    if not manifest or manifest["status"] != "completed" or not manifest.get("final_model"):
+        raise UserError(f"INIT_FROM={stage} needs a finished {stage} run in {exp_dir / stage}; run "
+                        f"PROFILE={settings.profile} ./experiment_{stage}_llama8b.sh first")
+    return exp_dir / stage / manifest["final_model"]
 
 
 def locate(settings: settings_mod.Settings) -> Path:
@@ -222,19 +238,52 @@ def _gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
 def find_model_folder(run_dir: Path) -> Path | None:
-    """The final model folder, found by its contents (config.json and weights), not by name."""
+    """The final model folder, found by its contents (config.json and weights), not by name.
+
+    Intermediate saves do not count: checkpoints/, state/, wandb/, step_N/ and grpo_fast's
+    <run>_checkpoints/. When several remain (a resumed GRPO run writes a new timestamped folder), the
+    one named model/ wins, else the most recently written.
+    """
     candidates = []
     for config in run_dir.rglob("config.json"):
         folder = config.parent
-        if {"checkpoints", "wandb"} & set(folder.relative_to(run_dir).parts):
+        parts = folder.relative_to(run_dir).parts
+        if {"checkpoints", "wandb", "state"} & set(parts) or any(
+                p.endswith("_checkpoints") or _STEP_DIR.match(p) for p in parts):
             continue
         if any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin")):
             candidates.append(folder)
-    if len(candidates) > 1:
-        named = [c for c in candidates if c.name == "model"]
-        candidates = named or candidates
-    return sorted(candidates)[0] if candidates else None
+    named = [c for c in candidates if c.name == "model"]
+    if named:
+        return sorted(named)[0]
+    return max(candidates, key=lambda c: (c / "config.json").stat().st_mtime) if candidates else None
+
+
+def open_instruct_checkpoints(run_dir: Path, settings: settings_mod.Settings) -> list[dict[str, Any]]:
+    """Index the intermediate saves open-instruct wrote under <run_dir>/output.
+
+    finetune.py: <exp_name>/step_N/ training states (accelerate's save_state: DeepSpeed's format on GPUs),
+    complete when COMPLETED exists (kind "training_state"; docs/FORMATS.md: turning one into a model folder).
+    grpo_fast.py: <exp_name>__<seed>__<time>_checkpoints/step_N/ Hugging Face model folders (kind "hf_model").
+    """
+    found = []
+    for folder in sorted((run_dir / "output").glob("**/step_*")):
+        match = _STEP_DIR.match(folder.name)
+        if not match or not folder.is_dir():
+            continue
+        step = int(match.group(1))
+        if (folder / "config.json").is_file():
+            kind, examples = "hf_model", step * settings.rlvr["prompts_per_step"]
+        elif (folder / "COMPLETED").is_file():
+            kind, examples = "training_state", step * settings.sft["effective_batch_size"]
+        else:
+            continue  # unfinished save
+        found.append({"step": step, "path": str(folder.relative_to(run_dir)), "examples_seen": examples, "kind": kind})
+    return sorted(found, key=lambda c: c["step"])
 
 
 class _Redactor:
@@ -296,7 +345,8 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
     model = find_model_folder(run_dir)
     manifest["final_model"] = str(model.relative_to(run_dir)) if model else None
     index = run_dir / "checkpoints.json"
-    manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else []
+    manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else open_instruct_checkpoints(
+        run_dir, settings)
     manifest["wandb"] = tracking.finish_info(wandb_info, run_dir)
     if code == 0 and model is None:
         manifest["status"] = "failed"
@@ -324,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     where = sub.add_parser("locate")
     where.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
+    init = sub.add_parser("init-model")
+    init.add_argument("--from", dest="source", choices=["sft"], required=True)
+    init.add_argument("--dry-run", action="store_true", help="the expected folder when the stage has not finished")
+    init.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -334,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_mod.load(args.profile)
     if args.command == "locate":
         print(f"export EXPERIMENT_DIR={shlex.quote(str(locate(settings)))}")
+        return 0
+    if args.command == "init-model":
+        print(f"export INIT_MODEL={shlex.quote(str(finished_model(settings, args.source, args.dry_run)))}")
         return 0
     variables = begin_stage(settings, args.stage, args.fresh, log=lambda m: print(m, file=sys.stderr),
                             dry_run=args.dry_run)

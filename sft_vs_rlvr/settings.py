@@ -53,7 +53,7 @@ ARM_KEYS: dict[str, dict[str, type]] = {
     "sft": {
         "learning_rate": float,
         "epochs": int,
-        "per_device_batch_size": int,
+        "max_per_device_batch_size": int,
         "effective_batch_size": int,
         "warmup_ratio": float,
         "checkpoints": int,

@@ -23,7 +23,7 @@ from .errors import cli
 from .settings import Settings, load
 
 
-def _logged_in() -> bool:
+def logged_in() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
     netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
@@ -39,7 +39,7 @@ def choose_mode(settings: Settings) -> tuple[str, str]:
         return os.environ["WANDB_MODE"], "WANDB_MODE is set"
     if settings.profile == "tiny":
         return "offline", "the tiny profile logs offline unless WANDB_MODE=online"
-    if _logged_in():
+    if logged_in():
         return "online", "a W&B key was found"
     return "offline", "no W&B login found (wandb login, or WANDB_API_KEY)"
 
@@ -55,7 +55,7 @@ def wandb_env(settings: Settings, experiment_id: str, stage: str, run_dir: Path)
     info = {
         "mode": mode, "why": why, "project": env["WANDB_PROJECT"], "group": experiment_id, "run_id": run_id,
         "run_name": env["WANDB_NAME"], "dir": "wandb", "url": None,
-        "sync_command": f"wandb sync {run_dir}/wandb/offline-run-*-{run_id}" if mode == "offline" else None,
+        "sync_command": f"wandb sync {run_dir}/wandb/offline-run-*-{run_id}*" if mode == "offline" else None,
     }
     print(f"W&B: {mode} ({why}); project {env['WANDB_PROJECT']}, group {experiment_id}, run {run_id}"
           + (f"; sync later with: {info['sync_command']}" if mode == "offline" else ""))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -155,21 +156,33 @@ def find_offline_run(wandb_dir: str | Path, run_id: str | None = None, prefix: s
     W&B puts its folders in `$WANDB_DIR/wandb/`, so a stage that sets WANDB_DIR to `<stage>/wandb`
     gets `<stage>/wandb/wandb/offline-run-*`; both depths are searched. An online run's local copy
     has the same file format and is found with prefix="run-".
+
+    accelerate 1.12 (open-instruct's finetune.py) finishes its first offline run at once and starts a
+    second with the same id, which W&B names `<id>-1`; the folder `latest-run` points to (the one with
+    the history) wins, else the one with the largest run file.
     """
     wandb_dir = Path(wandb_dir)
+    same_id = re.compile(rf"-{re.escape(run_id)}(-\d+)?$") if run_id else None
     candidates = sorted(
         path
         for parent in (wandb_dir, wandb_dir / "wandb")
         for path in parent.glob(f"{prefix}*")
-        if path.is_dir() and not path.is_symlink() and (run_id is None or path.name.endswith(f"-{run_id}"))
+        if path.is_dir() and not path.is_symlink() and (same_id is None or same_id.search(path.name))
     )
     wanted = f"{prefix}*" + (f"-{run_id}" if run_id else "")
     if not candidates:
         raise MissingInput(f"no W&B run folder {wanted} under {wandb_dir}")
+    if len(candidates) > 1 and run_id:
+        latest = [p for p in candidates if (p.parent / "latest-run").resolve() == p.resolve()]
+        return latest[0] if latest else max(candidates, key=_run_file_size)
     if len(candidates) > 1:
         names = ", ".join(str(path.relative_to(wandb_dir)) for path in candidates)
         raise MissingInput(f"several W&B run folders {wanted} under {wandb_dir} ({names}); name the run id")
     return candidates[0]
+
+
+def _run_file_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.glob("*.wandb"))
 
 
 def read_online_history(entity_project: str, run_id: str) -> list[dict[str, Any]]:

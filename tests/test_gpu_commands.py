@@ -18,11 +18,13 @@ import pytest
 from sft_vs_rlvr import oi_flags, open_instruct
 
 REPO = Path(__file__).resolve().parent.parent
-LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"}}
+LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
+           "hybrid arm, 4 GPUs": {"NUM_GPUS": "4", "INIT_FROM": "sft"}}
 
 
 def dry_run(script: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID", "FRESH", "NUM_GPUS", "NUM_NODES")}
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("PROFILE", "EXPERIMENT_ID", "FRESH", "NUM_GPUS", "NUM_NODES", "INIT_FROM", "GPU_MEMORY_GIB")}
     base.update(OUTPUT_ROOT=str(tmp_path / "runs"), OPEN_INSTRUCT_DIR=str(tmp_path / "oi"), WANDB_MODE="offline",
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
     return subprocess.run([script, "--dry-run"], cwd=REPO, env=base, capture_output=True, text=True)
@@ -67,8 +69,21 @@ def test_the_checker_catches_the_original_experiments_flags():
 def test_both_arms_are_fair_by_construction(layout, tmp_path):
     sft = command("./experiment_sft_llama8b.sh", tmp_path, **LAYOUTS[layout])
     rl = command("./experiment_rlvr_llama8b.sh", tmp_path, **LAYOUTS[layout])
-    for flag in ("--model_name_or_path", "--seed", "--chat_template_name"):
+    hybrid = LAYOUTS[layout].get("INIT_FROM") == "sft"
+    for flag in ("--seed", "--chat_template_name", "--tokenizer_name_or_path"):
         assert flag_values(sft, flag) == flag_values(rl, flag), flag
+    # one tokenizer, the experiment's prepared one (base tokenizer, in-vocabulary pad: tokenizer_prep.py)
+    assert Path(flag_values(sft, "--tokenizer_name_or_path")[0]) == \
+        Path(flag_values(sft, "--dataset_mixer_list")[0]).parent / "tokenizer"
+    # open-instruct's tokenized-data cache stays in the run folder, not in the working directory
+    for argv in (sft, rl):
+        assert Path(flag_values(argv, "--dataset_local_cache_dir")[0]).parent == Path(flag_values(argv, "--output_dir")[0]).parent
+    if hybrid:  # GRPO starts from the SFT arm's final model folder: finetune.py's <output_dir>/<exp_name>
+        output_dir, name = flag_values(sft, "--output_dir")[0], flag_values(sft, "--exp_name")[0]
+        assert flag_values(rl, "--model_name_or_path") == [str(Path(output_dir) / name)]
+        assert flag_values(rl, "--exp_name") == ["sft_rlvr"] and "/sft_rlvr/" in flag_values(rl, "--output_dir")[0]
+    else:
+        assert flag_values(sft, "--model_name_or_path") == flag_values(rl, "--model_name_or_path")
     assert flag_values(sft, "--max_seq_length") == flag_values(rl, "--pack_length")
     sft_data = Path(flag_values(sft, "--dataset_mixer_list")[0])
     rl_data = Path(flag_values(rl, "--dataset_mixer_list")[0])
@@ -118,8 +133,9 @@ def test_gpu_count_without_a_layout_is_refused_before_anything_is_written(tmp_pa
 
 def test_missing_open_instruct_is_refused_before_anything_is_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID")}
+    # CUDA_VISIBLE_DEVICES stands in for four GPUs, so the preflight gets past the GPU check on a CPU.
     env.update(OUTPUT_ROOT=str(tmp_path / "runs"), OPEN_INSTRUCT_DIR=str(tmp_path / "absent"), NUM_GPUS="4",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+               CUDA_VISIBLE_DEVICES="0,1,2,3", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run(["./experiment_sft_llama8b.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == \

@@ -167,3 +167,43 @@ def _config_with_local_data(root):
     text = path.read_text().replace('dataset = "openai/gsm8k"', f'dataset = "{data}"')
     path.write_text(text.replace("train_size = 7473", "train_size = 30").replace("test_size = 1319", "test_size = 10"))
     return configs
+
+
+def test_open_instruct_saves_are_indexed_complete_ones_only(tmp_path):
+    from sft_vs_rlvr import runs, settings as settings_mod
+
+    settings = settings_mod.load("llama8b")
+    sft = tmp_path / "sft"
+    (sft / "output" / "sft" / "step_94").mkdir(parents=True)
+    (sft / "output" / "sft" / "step_94" / "COMPLETED").write_text("")
+    (sft / "output" / "sft" / "step_188").mkdir()  # interrupted save: no COMPLETED marker
+    assert runs.open_instruct_checkpoints(sft, settings) == [
+        {"step": 94, "path": "output/sft/step_94", "examples_seen": 94 * 16, "kind": "training_state"}]
+    rl = tmp_path / "rlvr"
+    snapshot = rl / "output" / "rlvr__42__1700000000_checkpoints" / "step_12"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert runs.open_instruct_checkpoints(rl, settings) == [
+        {"step": 12, "path": "output/rlvr__42__1700000000_checkpoints/step_12", "examples_seen": 12 * 64,
+         "kind": "hf_model"}]
+
+
+def test_final_model_of_a_resumed_grpo_run_is_the_newest_not_a_snapshot(tmp_path):
+    import os
+    import time
+
+    from sft_vs_rlvr import runs
+
+    def model(folder):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"x")
+
+    model(tmp_path / "output" / "rlvr__42__1700000000")
+    model(tmp_path / "output" / "rlvr__42__1700000000_checkpoints" / "step_12")
+    model(tmp_path / "state" / "global_step12")
+    newest = tmp_path / "output" / "rlvr__42__1700009999"
+    model(newest)
+    old = time.time() - 3600
+    os.utime(tmp_path / "output" / "rlvr__42__1700000000" / "config.json", (old, old))
+    assert runs.find_model_folder(tmp_path) == newest

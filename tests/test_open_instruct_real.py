@@ -1,0 +1,273 @@
+"""open-instruct v0.3.0 itself, on a CPU: its own parsers judge the launchers' commands, and finetune.py
+trains the tiny model end to end.
+
+Needs the checkout and its CPU environment (scripts/setup_open_instruct_cpu.sh, about 2 GB, 1.5 minutes);
+every test skips, saying so, where either is absent. test_gpu_commands.py checks the same commands
+against the committed flag manifest without open-instruct.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sft_vs_rlvr import data_prep, hf_cache, oi_flags, open_instruct, settings, tiny_model, wandb_runs
+
+REPO = Path(__file__).resolve().parent.parent
+LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
+           "hybrid arm, 4 GPUs": {"NUM_GPUS": "4", "INIT_FROM": "sft"}}
+SCRIPTS = {"sft": "./experiment_sft_llama8b.sh", "rlvr": "./experiment_rlvr_llama8b.sh"}
+TRUE_WORDS = {"true", "yes", "1", "t", "y"}
+
+
+def checkout_and_python() -> tuple[Path, Path]:
+    checkout = open_instruct.checkout_dir()
+    python = checkout / ".venv" / "bin" / "python"
+    if not (checkout / "open_instruct" / "finetune.py").is_file():
+        pytest.skip(f"no open-instruct checkout at {checkout} (scripts/setup_open_instruct_cpu.sh makes one)")
+    if open_instruct.checkout_commit(checkout) != open_instruct.PINNED_COMMIT:
+        pytest.skip(f"open-instruct at {checkout} is not at the pinned {open_instruct.PINNED_TAG}")
+    if not python.is_file():
+        pytest.skip(f"no environment at {python.parent.parent} (scripts/setup_open_instruct_cpu.sh makes one)")
+    return checkout, python
+
+
+def oi_environment(checkout: Path, **extra: str) -> dict[str, str]:
+    """This repository and the checkout importable; litellm kept off the network at import."""
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{checkout}", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            **extra}
+
+
+def launcher_command(script: str, tmp_path: Path, **env: str) -> list[str]:
+    """The last line of `<script> --dry-run` for the llama8b profile, as in test_gpu_commands.py."""
+    base = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID", "FRESH", "NUM_GPUS",
+                                                             "NUM_NODES", "INIT_FROM", "GPU_MEMORY_GIB")}
+    base.update(OUTPUT_ROOT=str(tmp_path / "runs"), OPEN_INSTRUCT_DIR=str(tmp_path / "oi"), WANDB_MODE="offline",
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
+    result = subprocess.run([script, "--dry-run"], cwd=REPO, env=base, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return shlex.split(result.stdout.strip().splitlines()[-1])
+
+
+def flags(arguments: list[str]) -> dict[str, list[str]]:
+    """--flag -> the values after it, in command order."""
+    parsed: dict[str, list[str]] = {}
+    for token in arguments:
+        if token.startswith("--"):
+            current = parsed.setdefault(token, [])
+        else:
+            current.append(token)
+    return parsed
+
+
+def same_value(parsed, given: list[str]) -> bool:
+    """Whether open-instruct's parsed value is what the command's words say."""
+    if not given:  # a bare boolean flag
+        return parsed is True
+    if isinstance(parsed, bool):
+        return len(given) == 1 and (given[0].lower() in TRUE_WORDS) == parsed
+    if isinstance(parsed, list):
+        return [str(item) for item in parsed] == given
+    if isinstance(parsed, float):
+        return len(given) == 1 and float(given[0]) == parsed
+    return len(given) == 1 and str(parsed) == given[0]
+
+
+# Commands open-instruct must refuse: (entrypoint, what to change in the SFT or RL command, expected reason).
+BAD = {
+    "push_to_hub off but Beaker evals left on": (
+        "finetune", {"--try_launch_beaker_eval_jobs": None},
+        "ValueError: Cannot launch Beaker evaluation jobs without pushing to the Hub."),
+    "a flag finetune.py no longer has": (
+        "finetune", {"--use_flash_attn": []},
+        "ValueError: Some specified arguments are not used by the HfArgumentParser: ['--use_flash_attn']"),
+    "a flag grpo_fast.py no longer has": (
+        "grpo_fast", {"--max_token_length": ["2048"]},
+        "ValueError: Some specified arguments are not used by the HfArgumentParser: ['--max_token_length', '2048']"),
+    "a value of the wrong type": (
+        "grpo_fast", {"--beta": ["high"]}, "argument --beta: invalid float value: 'high'"),
+}
+
+
+def edited(arguments: list[str], changes: dict[str, list[str] | None]) -> list[str]:
+    """arguments with each flag in changes replaced by its new values (None: removed; absent: appended)."""
+    parsed = flags(arguments)
+    for flag, values in changes.items():
+        if values is None:
+            parsed.pop(flag)
+        else:
+            parsed[flag] = values
+    return [word for flag, values in parsed.items() for word in (flag, *values)]
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory):
+    """One `oi_parse --batch` run over every layout's two commands and the bad ones (pays the imports once)."""
+    checkout, python = checkout_and_python()
+    tmp_path = tmp_path_factory.mktemp("dry")
+    commands = {}
+    for layout, env in LAYOUTS.items():
+        for arm, script in SCRIPTS.items():
+            commands[layout, arm] = oi_flags.split_command(launcher_command(script, tmp_path, **env))
+    for name, (entry, changes, _) in BAD.items():
+        arm = "sft" if entry == "finetune" else "rlvr"
+        commands[name] = (entry, edited(commands["4 GPUs", arm][1], changes))
+    lines = "".join(json.dumps([entry, arguments]) + "\n" for entry, arguments in commands.values())
+    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.oi_parse", "--batch"], input=lines, cwd=REPO,
+                            env=oi_environment(checkout), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == len(commands), result.stderr[-3000:]
+    return {key: (commands[key], answer) for key, answer in zip(commands, answers)}
+
+
+@pytest.mark.parametrize("arm", SCRIPTS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdicts, layout, arm):
+    (entry, arguments), answer = verdicts[layout, arm]
+    assert answer["ok"], answer.get("error")
+    values = answer["values"]
+    for flag, given in flags(arguments).items():
+        name = flag[2:]
+        assert name in values, f"{flag} is not a field of {entry}"
+        assert same_value(values[name], given), f"{flag} {given} parsed as {values[name]!r}"
+    assert values["seed"] == 42 and values["push_to_hub"] is False and values["chat_template_name"] == "tulu"
+    assert values["with_tracking"] is True and values["wandb_entity"]
+    if entry == "finetune":
+        assert values["try_launch_beaker_eval_jobs"] is False and values["report_to"] == ["wandb"]
+    else:  # grpo_fast's parser.set_defaults and __post_init__ ran
+        assert values["warmup_ratio"] == 0.0 and values["max_grad_norm"] == 1.0
+        assert isinstance(values["stop_strings"], list)  # None became [] in __post_init__
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_open_instruct_refuses_what_it_cannot_run(verdicts, name):
+    (entry, _), answer = verdicts[name]
+    assert answer == {"ok": False, "error": f"open-instruct {entry} parser rejected the command: {BAD[name][2]}"}
+
+
+def test_a_refusal_is_one_line_and_exit_status_2():
+    checkout, python = checkout_and_python()
+    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.oi_parse", "finetune", "--", "--model_name_or_path", "m",
+                             "--push_to_hub", "false"], cwd=REPO, env=oi_environment(checkout), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: open-instruct finetune parser rejected the command: "
+        "ValueError: Cannot launch Beaker evaluation jobs without pushing to the Hub.")
+
+
+def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(tmp_path):
+    """The llama8b launcher's SFT flags, minus DeepSpeed and Liger, on the tiny model: 10 steps, checkpoints
+    every 5, offline W&B; then the same command with 12 steps resumes from step_10 (same output dir)."""
+    checkout, python = checkout_and_python()
+    shared = settings.load("tiny").shared
+    model = tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=lambda _: None)
+    model_id = hf_cache.register(model, tmp_path / "hub")
+    data = tmp_path / "sft_train.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in data_prep.build(shared)["sft_train.jsonl"]))
+
+    _, arguments = oi_flags.split_command(launcher_command(SCRIPTS["sft"], tmp_path, NUM_GPUS="4"))
+    arguments = edited(arguments, {
+        "--model_name_or_path": [model_id], "--tokenizer_name_or_path": [model_id],
+        "--dataset_mixer_list": [str(data), "1.0"], "--output_dir": [str(tmp_path / "output")],
+        "--dataset_local_cache_dir": [str(tmp_path / "dataset_cache")],
+        "--max_seq_length": ["160"], "--per_device_train_batch_size": ["4"], "--checkpointing_steps": ["5"],
+        "--max_train_steps": ["10"],
+        "--use_liger_kernel": None,  # Triton kernels: GPU only, and not installed in the CPU environment
+    })
+    launch = [str(python.parent / "accelerate"), "launch", "--cpu", "--num_processes", "1",
+              "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", "-m", "sft_vs_rlvr.oi_cpu",
+              str(checkout / "open_instruct" / "finetune.py")]
+    env = oi_environment(checkout, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1",
+                         HF_DATASETS_CACHE=str(tmp_path / "datasets"), WANDB_MODE="offline",
+                         WANDB_DIR=str(tmp_path), TOKENIZERS_PARALLELISM="false")
+    first = subprocess.run(launch + arguments, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+
+    out = tmp_path / "output" / "sft"  # <output_dir>/<exp_name>
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "tokenizer.json").is_file() and (out / "chat_template.jinja").is_file()
+    for step in ("step_5", "step_10"):
+        assert (out / step / "COMPLETED").read_text() == "COMPLETED"
+        assert (out / step / "model.safetensors").is_file() and (out / step / "optimizer.bin").is_file()
+    # accelerate 1.12 in WANDB_MODE=offline finishes its first run and starts a second one carrying the
+    # config, so there are two run folders; latest-run is the one with the history.
+    runs = {path.name: wandb_runs.read_offline_history(path) for path in (tmp_path / "wandb").glob("offline-run-*")}
+    assert sorted(map(len, runs.values())) == [0, 10]
+    history = runs[(tmp_path / "wandb" / "latest-run").resolve().name]
+    assert [row["_step"] for row in history] == list(range(1, 11))
+    assert all(math.isfinite(row["train_loss"]) and row["allocated_mem_GiB"] == 0 for row in history)
+
+    second = subprocess.run(launch + edited(arguments, {"--max_train_steps": ["12"]}), cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    assert f"Resumed from checkpoint: {out / 'step_10'}" in second.stdout
+    assert "completed_steps=10" in second.stdout
+
+
+def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_its_output(tmp_path):
+    """PROFILE=tiny SFT_TRAINER=open-instruct: the launcher's own finetune.py command (minus DeepSpeed and
+    Liger), its manifest, checkpoint index and W&B run; then evaluation and the report on that model."""
+    checkout_and_python()
+    env = {k: v for k, v in os.environ.items() if k not in ("EXPERIMENT_ID", "FRESH", "WANDB_MODE", "CONFIG_DIR")}
+    env.update(PROFILE="tiny", SFT_TRAINER="open-instruct", OUTPUT_ROOT=str(tmp_path / "runs"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    sft = subprocess.run(["./experiment_sft_llama8b.sh"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert sft.returncode == 0, sft.stdout[-3000:] + sft.stderr[-3000:]
+    assert "open-instruct v0.3.0 parser accepts the finetune command" in sft.stderr
+    run = tmp_path / "runs" / "tiny-seed42" / "sft"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["final_model"] == "output/sft"
+    assert "open_instruct/finetune.py" in manifest["command_line"] and "--packing" in manifest["command"]
+    steps = [c["step"] for c in manifest["checkpoints"]]
+    assert len(steps) == 5 and all(c["kind"] == "training_state" for c in manifest["checkpoints"])
+    history = wandb_runs.read_offline_history(wandb_runs.find_offline_run(run / "wandb", manifest["wandb"]["run_id"]))
+    assert len(history) == steps[-1] and all(math.isfinite(row["train_loss"]) for row in history)
+
+    evaluated = subprocess.run(["./evaluate_comparison.sh", "--models", "base,sft"], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "tiny-seed42" / "eval" / "sft_results.json").read_text())
+    assert results["n"] == 200 and 0.0 <= results["accuracy"] <= 1.0
+    reported = subprocess.run([sys.executable, "analyze_results.py"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=600)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    report = json.loads((tmp_path / "runs" / "tiny-seed42" / "report" / "report.json").read_text())
+    sft_curves = report["dynamics"]["sft"]["metrics"]
+    assert sft_curves["loss"]["key"] == "train_loss" and sft_curves["loss"]["n_points"] == len(history)
+
+
+def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer(tmp_path):
+    """Without the prepared pad, open-instruct's loader appends <pad> past the vocabulary (the id grpo_fast
+    would feed an un-resized Llama 3.1); with it, the vocabulary and the model's shapes stay as they are."""
+    from test_tokenizer_prep import llama_like_tokenizer
+
+    from sft_vs_rlvr import tokenizer_prep
+
+    checkout, python = checkout_and_python()
+    raw = llama_like_tokenizer(tmp_path / "raw")
+    prepared = tokenizer_prep.prepare(str(raw), tmp_path / "prepared")
+    probe = (
+        "import json, sys\n"
+        "from open_instruct.dataset_transformation import TokenizerConfig, get_tokenizer_tulu_v2_2\n"
+        "out = {}\n"
+        "for path in sys.argv[1:]:\n"
+        "    t = get_tokenizer_tulu_v2_2(TokenizerConfig(tokenizer_name_or_path=path, chat_template_name='tulu'))\n"
+        "    out[path] = [len(t), t.pad_token, t.pad_token_id]\n"
+        "print(json.dumps(out))\n")
+    result = subprocess.run([str(python), "-c", probe, str(raw), str(prepared)], cwd=REPO,
+                            env=oi_environment(checkout), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    size = len(json.loads((raw / "tokenizer.json").read_text())["model"]["vocab"])
+    assert seen[str(raw)] == [size + 1, "<pad>", size]  # a new token, one past the embedding matrix
+    assert seen[str(prepared)][0] == size and seen[str(prepared)][1] == "<|finetune_right_pad_id|>"

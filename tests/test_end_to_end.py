@@ -182,3 +182,23 @@ def test_unknown_profile_and_option(tmp_path):
     bad = run_entry("sft", tmp_path, "--frsh", check=False)
     assert bad.returncode == 2 and "unknown option '--frsh'" in bad.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_third_arm_rlvr_from_the_sft_model_is_trained_evaluated_and_reported(pipeline):
+    """Last in this file: it adds a model that the tests above do not expect."""
+    root, exp, _, _ = pipeline
+    hybrid = subprocess.run(ENTRY_POINTS["rlvr"], cwd=REPO, env={**_env(root), "INIT_FROM": "sft"},
+                            capture_output=True, text=True, timeout=900)
+    assert hybrid.returncode == 0, hybrid.stderr[-3000:]
+    manifest = json.loads((exp / "sft_rlvr" / "manifest.json").read_text())
+    sft = json.loads((exp / "sft" / "manifest.json").read_text())
+    command = manifest["command"]
+    assert command[command.index("--model") + 1] == str(exp / "sft" / sft["final_model"])
+    rlvr = json.loads((exp / "rlvr" / "manifest.json").read_text())["command"]
+    same = [a for a in command if a not in (command[command.index("--model") + 1], str(exp / "sft_rlvr"))]
+    assert same == [a for a in rlvr if a not in (rlvr[rlvr.index("--model") + 1], str(exp / "rlvr"))]
+    run_entry("eval", root)
+    run_entry("analyze", root)
+    report = json.loads((exp / "report" / "report.json").read_text())
+    pairs = {(c["a"], c["b"]) for c in report["comparisons"]}
+    assert {("sft_rlvr", "sft"), ("sft_rlvr", "rlvr")} <= pairs and "sft_rlvr" in report["dynamics"]

@@ -102,3 +102,30 @@ def test_missing_token_stops_the_launcher_before_anything_is_written(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: no Hugging Face token")
     assert not (tmp_path / "runs").exists()
+
+
+def test_too_little_disk_stops_the_launcher_before_anything_is_written(tmp_path, config_dir):
+    """Launcher level, with a local 8B-shaped base model folder (a config.json is all --plan reads), so no Hub
+    check; the SFT arm's nine DeepSpeed states need far more disk than this machine has free."""
+    from sft_vs_rlvr import open_instruct
+    try:
+        open_instruct.check()
+    except UserError as error:
+        pytest.skip(f"open-instruct is not set up here ({error})")
+    model = tmp_path / "llama-shaped"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, '
+                                       '"num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256}')
+    text = (config_dir / "experiment.toml").read_text()
+    (config_dir / "experiment.toml").write_text(text.replace('base_model = "meta-llama/Llama-3.1-8B"',
+                                                             f'base_model = "{model}"'))
+    if shutil.disk_usage(tmp_path).free > 900 * 2**30:
+        pytest.skip("this machine has more free disk than the SFT arm needs")
+    env = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID")}
+    env.update(NUM_GPUS="4", CUDA_VISIBLE_DEVICES="0,1,2,3", OUTPUT_ROOT=str(tmp_path / "runs"), GPU_MEMORY_GIB="80",
+               CONFIG_DIR=str(config_dir), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["./experiment_sft_llama8b.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: sft needs about 957 GiB for its checkpoints but ") and "GiB free" in last
+    assert not (tmp_path / "runs").exists()

@@ -15,7 +15,7 @@ help:
 	@echo "              (FRESH=1 starts a new experiment instead of reusing finished stages)"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make setup  - only create or update .venv"
-	@echo "make bench  - time each demo stage (benchmarks/demo_stages.sh)"
+	@echo "make bench  - time each demo stage, and batched against one-at-a-time evaluation (benchmarks/)"
 	@echo "make setup-gpu - GPU box: open-instruct at the pinned tag with its own environment (scripts/setup_gpu.sh)"
 	@echo "make setup-open-instruct-cpu - CPU machine: the same checkout with a lean CPU environment, so the tests"
 	@echo "              also run open-instruct's real parser and finetune.py (scripts/setup_open_instruct_cpu.sh)"
@@ -38,6 +38,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" benchmarks/demo_stages.sh
+	$(VENV)/bin/python benchmarks/eval_throughput.py
 
 setup-gpu:
 	scripts/setup_gpu.sh

@@ -9,14 +9,16 @@ source scripts/launcher_common.sh
 
 usage() {
   cat <<'USAGE'
-Usage: ./evaluate_comparison.sh [--force] [--models base,sft,rlvr] [--help]
+Usage: ./evaluate_comparison.sh [--force] [--models base,sft,rlvr,sft_rlvr] [--plan] [--help]
 
 Evaluates every finished model of the current experiment on the test split (never training rows).
 A model already evaluated with the same weights and settings is reused.
 
 Options:
   --force           evaluate again even where results are current
-  --models LIST     a comma-separated subset of base,sft,rlvr (default: all)
+  --models LIST     a comma-separated subset of base,sft,rlvr,sft_rlvr (default: all that exist);
+                    the arms' intermediate checkpoints are evaluated too (setting `checkpoints`)
+  --plan            print the estimated time and cost of evaluating with vLLM on 1 and 4 GPUs, and exit
   --help            this text
 
 Environment:
@@ -24,7 +26,9 @@ Environment:
 
 Reads:  configs/experiment.toml, configs/eval.toml, <experiment>/data/test.jsonl,
         <experiment>/{sft,rlvr}/manifest.json and their model folders
-Writes: <experiment>/eval/<model>_results.json and <model>_samples.jsonl (docs/FORMATS.md)
+Writes: <experiment>/eval/<model>_results.json and <model>_samples.jsonl for every model and checkpoint
+        (<arm>_step<N>), eval/index.json (evaluated, reused, skipped), eval/.partial/ while running
+        (a killed evaluation resumes from it); formats in docs/FORMATS.md
 USAGE
 }
 
@@ -34,6 +38,7 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --force) args+=(--force) ;;
     --models) [[ $# -ge 2 ]] || die "--models needs a value, e.g. --models base,sft"; args+=(--models "$2"); shift ;;
+    --plan) PLAN=1 ;;
     *) die "unknown option '$1'; see $0 --help" ;;
   esac
   shift
@@ -41,5 +46,6 @@ done
 
 check_python
 PROFILE="${PROFILE:-llama8b}"
+if [[ -n "${PLAN:-}" ]]; then exec python -m sft_vs_rlvr.plan show --profile "$PROFILE" --stage eval; fi
 load_exports python -m sft_vs_rlvr.runs locate --profile "$PROFILE"
 python -m sft_vs_rlvr.evaluation --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"

@@ -1,14 +1,25 @@
-"""Evaluation: base, SFT and RLVR models on the test split, each in the template it trained with.
+"""Evaluation: every model of an experiment on the test split, in the template it trained with.
 
-Same for every model (DESIGN.md, contract rule 4): the prepared test rows, greedy decoding, the
-same token budget (max_response_length) and stop rule (EOS), full precision on CPU or bf16 on
-GPU (never 8-bit), and both graders (grading.py). The prompt template is read from the
-tokenizer saved with each trained model, so evaluation cannot drift from training; the base
-model gets the shared template from the settings.
+Models: the base, each finished arm (sft, rlvr, and sft_rlvr when it was run) and, with the
+`checkpoints` setting, every intermediate checkpoint the arms' manifests list (named <arm>_step<N>).
+Same for every model (DESIGN.md, contract rule 4): the prepared test rows, the same token budget
+(max_response_length) and stop rule (EOS), full precision on CPU or bf16 on GPU (never 8-bit), and
+both graders (grading.py) on every response. The prompt template is read from the tokenizer saved
+with each trained model, so evaluation cannot drift from training; the base model gets the shared one.
 
-Engine: transformers batched generation (left padding, length-sorted batches, inference_mode).
-Outputs per model (docs/FORMATS.md): eval/<name>_results.json and eval/<name>_samples.jsonl.
-A model already evaluated with the same weights and settings is reused unless --force.
+Decoding: greedy (the headline accuracy) and, with `samples` > 0, n sampled completions per problem
+at `temperature` for pass@k and maj@k (passk.py); checkpoints are evaluated greedy only.
+Engines (eval_engines.py): vLLM on GPU machines, transformers elsewhere.
+
+Resumable and idempotent: completions are appended, one batch at a time, to
+eval/.partial/<name>.<decoding>.jsonl; a killed evaluation continues from there. A model already
+evaluated with the same weights and settings is reused (--force redoes it). Results and samples are
+written atomically, samples first, so a results file always has its complete samples file beside it.
+Checkpoints that are training states (DeepSpeed's format on GPUs) are turned into model folders in
+eval/.scratch/ with DeepSpeed's own converter and removed after use.
+
+Outputs per model (docs/FORMATS.md): eval/<name>_results.json, eval/<name>_samples.jsonl, and
+eval/index.json listing what was evaluated, reused or skipped (with the reason).
 
 Usage: python -m sft_vs_rlvr.evaluation --experiment-dir DIR [--models base,sft,rlvr,sft_rlvr] [--force]
 """
@@ -16,21 +27,40 @@ Usage: python -m sft_vs_rlvr.evaluation --experiment-dir DIR [--models base,sft,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import shutil
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from . import atomic, grading, prompts, runs, settings as settings_mod, stats, tiny_model
+from . import atomic, eval_engines, grading, passk, prompts, runs, settings as settings_mod, stats, tiny_model
 from .errors import UserError, cli
 
 RESULTS_FORMAT = "sft-vs-rlvr/eval-results"
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
+INDEX_FORMAT = "sft-vs-rlvr/eval-index"
 ARMS = ("sft", "rlvr", "sft_rlvr")  # sft_rlvr: GRPO started from the SFT model (INIT_FROM=sft), when run
 HOW_TO_TRAIN = {"sft": "./experiment_sft_llama8b.sh", "rlvr": "./experiment_rlvr_llama8b.sh",
                 "sft_rlvr": "INIT_FROM=sft ./experiment_rlvr_llama8b.sh"}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                   "tokenizer.model", "generation_config.json", "config.json")
+WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str                       # base, sft, rlvr, sft_rlvr, or <arm>_step<N>
+    path: str                       # model folder (or Hub id for the base), or a checkpoint folder
+    arm: str | None = None
+    step: int | None = None
+    examples_seen: int | None = None
+    kind: str = "hf_model"          # hf_model or training_state
+    final_model: str | None = None  # the arm's final folder: config and tokenizer for its checkpoints
 
 
 def weights_fingerprint(model_path: str) -> str:
@@ -39,7 +69,7 @@ def weights_fingerprint(model_path: str) -> str:
     if not folder.is_dir():
         return f"hub:{model_path}"
     digest = hashlib.sha256()
-    files = sorted(list(folder.glob("*.safetensors")) + list(folder.glob("pytorch_model*.bin")))
+    files = sorted(p for pattern in WEIGHT_GLOBS for p in folder.glob(pattern))
     if not files:
         raise UserError(f"{folder} has no weights (*.safetensors or pytorch_model*.bin); retrain or fix the path")
     for path in files:
@@ -50,104 +80,243 @@ def weights_fingerprint(model_path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: list[str], log=print) -> dict[str, str]:
-    """name -> model path for the base and every completed arm; refuses when no arm has finished."""
-    found: dict[str, str] = {}
+def spec_fingerprint(spec: ModelSpec) -> str:
+    """The weights' fingerprint; for a DeepSpeed state (no plain weights) its files' names and sizes."""
+    folder = Path(spec.path)
+    if spec.step is None or any(folder.glob(pattern) for pattern in WEIGHT_GLOBS):
+        return weights_fingerprint(spec.path)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder)}\0{path.stat().st_size}\0".encode())
+    return "state:" + digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Which models
+
+
+def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: list[str], log=print
+                       ) -> tuple[list[ModelSpec], list[dict[str, str]]]:
+    """The models to evaluate, in order, and the checkpoints skipped (with the reason)."""
+    finals: list[ModelSpec] = []
+    checkpoints: list[ModelSpec] = []
+    skipped: list[dict[str, str]] = []
+    finished = 0
     for arm in ARMS:
         manifest = runs.read_manifest(exp_dir / arm)
-        if manifest and manifest["status"] == "completed" and manifest.get("final_model"):
-            found[arm] = str(exp_dir / arm / manifest["final_model"])
-        elif arm in wanted:
-            log(f"eval: no finished {arm} run in {exp_dir / arm}; skipping it "
-                f"(PROFILE={settings.profile} {HOW_TO_TRAIN[arm]} trains it)")
-    if not found:
+        if not (manifest and manifest["status"] == "completed" and manifest.get("final_model")):
+            if arm in wanted and arm != "sft_rlvr":
+                log(f"eval: no finished {arm} run in {exp_dir / arm}; skipping it "
+                    f"(PROFILE={settings.profile} {HOW_TO_TRAIN[arm]} trains it)")
+            continue
+        finished += 1
+        final = str(exp_dir / arm / manifest["final_model"])
+        if arm in wanted:
+            finals.append(ModelSpec(arm, final, arm=arm))
+        if not settings.eval["checkpoints"] or arm not in wanted:
+            continue
+        for entry in manifest.get("checkpoints", []):
+            name, folder = f"{arm}_step{entry['step']}", exp_dir / arm / entry["path"]
+            if not folder.is_dir():
+                skipped.append({"name": name, "reason": f"listed in {arm}/manifest.json but {folder} is missing"})
+                log(f"eval: skipping {name}: {skipped[-1]['reason']}")
+                continue
+            checkpoints.append(ModelSpec(name, str(folder), arm, entry["step"], entry.get("examples_seen"),
+                                         entry.get("kind", "hf_model"), final))
+    if not finished:
         raise UserError(f"no trained model in {exp_dir}: run ./experiment_sft_llama8b.sh and "
                         "./experiment_rlvr_llama8b.sh first")
-    if settings.shared["base_model"] == tiny_model.TINY_MODEL_NAME:
+    base = []
+    if "base" in wanted:
         shared = settings.shared
-        found["base"] = str(tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=log))
-    else:
-        found["base"] = settings.shared["base_model"]
-    return {name: found[name] for name in ("base", *ARMS) if name in found and name in wanted}
+        path = (str(tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=log))
+                if shared["base_model"] == tiny_model.TINY_MODEL_NAME else shared["base_model"])
+        base = [ModelSpec("base", path)]
+    return base + finals + checkpoints, skipped
 
 
-def _load(model_path: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+@contextlib.contextmanager
+def loadable(spec: ModelSpec, scratch: Path) -> Iterator[str]:
+    """A folder transformers/vLLM can load for `spec`; checkpoints are completed in a scratch folder."""
+    folder = Path(spec.path)
+    if spec.step is None or _complete(folder):
+        yield spec.path
+        return
+    target = scratch / spec.name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    except OSError as error:
-        raise UserError(f"cannot load model or tokenizer from {model_path} ({error}); check the folder") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, device, str(dtype).replace("torch.", "")
+        if any(folder.glob(pattern) for pattern in WEIGHT_GLOBS):
+            for weights in (p for pattern in WEIGHT_GLOBS for p in folder.glob(pattern)):
+                (target / weights.name).symlink_to(weights.resolve())  # e.g. accelerate's CPU state: weights as is
+        elif (folder / "zero_to_fp32.py").is_file():
+            _deepspeed_to_model(folder, target)
+        else:
+            raise UserError(f"{folder} holds neither weights nor a DeepSpeed state; it cannot be evaluated")
+        final = Path(spec.final_model or "")
+        for name in TOKENIZER_FILES:  # config and tokenizer from the arm's final model (a state has neither)
+            if (final / name).is_file() and not (target / name).exists():
+                shutil.copy2(final / name, target / name)
+        yield str(target)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
-def generate_greedy(model, tokenizer, texts: list[str], max_new_tokens: int, batch_size: int, device: str):
-    """Greedy completions in the input order: (text, token count, truncated) per prompt."""
-    import torch
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file() and any(
+        folder.glob(pattern) for pattern in WEIGHT_GLOBS)
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
-    out: list[tuple[str, int, bool] | None] = [None] * len(texts)
-    eos = tokenizer.eos_token_id
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        encoded = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-        with torch.inference_mode():
-            generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                                       eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
-        new_tokens = generated[:, encoded["input_ids"].shape[1]:].tolist()
-        for i, tokens in zip(chunk, new_tokens):
-            stopped = eos in tokens
-            kept = tokens[: tokens.index(eos)] if stopped else [t for t in tokens if t != tokenizer.pad_token_id]
-            text = tokenizer.decode(kept, skip_special_tokens=True)
-            out[i] = (text, len(kept) + (1 if stopped else 0), not stopped)
+
+def _deepspeed_to_model(state: Path, target: Path) -> None:
+    """DeepSpeed's own zero_to_fp32.py, which it copies into every state, run where deepspeed is installed."""
+    from . import open_instruct
+
+    python = open_instruct.python() if open_instruct.python().is_file() else Path(sys.executable)
+    result = subprocess.run([str(python), str(state / "zero_to_fp32.py"), str(state), str(target),
+                             "--safe_serialization"], capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"DeepSpeed could not convert {state} into a model folder ({tail[0]}); "
+                        "is deepspeed installed in open-instruct's environment (make setup-gpu)?")
+
+
+# ----------------------------------------------------------------------------------------------
+# One model
+
+
+def decodings(settings: settings_mod.Settings, spec: ModelSpec) -> list[eval_engines.Decoding]:
+    shared, options = settings.shared, settings.eval
+    out = [eval_engines.greedy(shared["max_response_length"], shared["seed"])]
+    if options["samples"] > 0 and spec.step is None:
+        out.append(eval_engines.sampled(options["samples"], options["temperature"], options["top_p"],
+                                        shared["max_response_length"], shared["seed"]))
     return out
 
 
-def evaluate_model(name: str, model_path: str, settings: settings_mod.Settings, exp_dir: Path,
-                   log=print) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    shared, options = settings.shared, settings.eval
+def test_rows(settings: settings_mod.Settings, exp_dir: Path) -> list[dict[str, Any]]:
     rows = atomic.read_jsonl(exp_dir / "data" / "test.jsonl")
-    if options["limit"]:
-        rows = rows[: options["limit"]]
-    model, tokenizer, device, dtype = _load(model_path)
-    shared_template = prompts.template_text(shared["chat_template"])
-    if name == "base":
+    if settings.eval["limit"]:
+        rows = rows[: settings.eval["limit"]]
+    for row in rows:  # a gold answer a grader cannot score would grade every response wrong, silently
+        try:
+            grading.check_ground_truth(str(row["ground_truth"]))
+        except grading.GoldAnswerError:
+            raise UserError(f"{exp_dir / 'data' / 'test.jsonl'}: row {row['id']} has ground truth "
+                            f"{row['ground_truth']!r}, not a number; the data source is broken (start --fresh)") from None
+    return rows
+
+
+def prompt_texts(spec: ModelSpec, tokenizer, settings: settings_mod.Settings, rows, log=print) -> tuple[list[str], str]:
+    shared_template = prompts.template_text(settings.shared["chat_template"])
+    if spec.name == "base":
         template, source = shared_template, "shared"
     else:
         template, source = tokenizer.chat_template, "tokenizer"
         if not template:
-            raise UserError(f"{model_path} has no chat template in its tokenizer; it was not saved by this pipeline")
+            raise UserError(f"{spec.path} has no chat template in its tokenizer; it was not saved by this pipeline")
         if template != shared_template:
-            log(f"eval: warning: {name}'s saved template differs from the shared '{shared['chat_template']}' text; "
-                "using the saved one (it is what the model trained with)")
+            log(f"eval: note: {spec.name}'s saved template differs from the shared "
+                f"'{settings.shared['chat_template']}' text; using the saved one (it is what the model trained with)")
     texts = [prompts.render(template, row["messages"], tokenizer.eos_token, add_generation_prompt=True) for row in rows]
-    started = time.perf_counter()
-    outputs = generate_greedy(model, tokenizer, texts, shared["max_response_length"], options["batch_size"], device)
-    wall = time.perf_counter() - started
-    samples = []
-    for row, text, (response, n_tokens, truncated) in zip(rows, texts, outputs):
-        robust = grading.robust_grade(response, row["ground_truth"])
-        verifier = grading.verifier_grade(response, row["ground_truth"])
-        samples.append({
-            "id": row["id"], "prompt": text, "response": response, "gold": row["ground_truth"],
-            "extracted": robust.extracted, "correct": robust.correct,
+    return texts, source
+
+
+class Partial:
+    """Completions appended one batch at a time; a resumed run reads back every complete line."""
+
+    def __init__(self, path: Path, key: dict[str, Any]):
+        self.path, self.key = path, key
+        self.done: dict[int, list[dict[str, Any]]] = {}
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").split("\n")
+            header = _json_or_none(lines[0])
+            if header != {"key": key}:
+                path.rename(path.with_suffix(f".stale-{int(time.time())}"))  # other weights or settings: kept aside
+            else:
+                for line in lines[1:]:
+                    record = _json_or_none(line)  # a line cut by a kill or a full disk is not complete
+                    if record is not None:
+                        self.done[record["index"]] = record["completions"]
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._append([{"key": key}])
+
+    def add(self, batch: list[tuple[int, list[eval_engines.Completion]]]) -> None:
+        records = [{"index": i, "completions": [c.__dict__ for c in completions]} for i, completions in batch]
+        self._append(records)
+        for record in records:
+            self.done[record["index"]] = record["completions"]
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(r) + "\n" for r in records))  # one write per batch
+            handle.flush()
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def generate_all(spec: ModelSpec, model_path: str, fingerprint: str, settings: settings_mod.Settings, exp_dir: Path,
+                 engine_name: str, log=print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every decoding's completions for one model (resuming from .partial/), graded; plus run facts."""
+    from tqdm import tqdm
+
+    rows = test_rows(settings, exp_dir)
+    engine = eval_engines.make(engine_name, model_path, settings.eval["batch_size"], settings.shared["seed"])
+    texts, template_source = prompt_texts(spec, engine.tokenizer, settings, rows, log=log)
+    completions: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    facts: dict[str, Any] = {"engine": engine.name, "device": engine.device, "dtype": engine.dtype,
+                             "template_source": template_source, "fingerprint": fingerprint, "timing": {}}
+    for decoding in decodings(settings, spec):
+        key = {"fingerprint": fingerprint, "decoding": decoding.as_dict(), "n_rows": len(rows),
+               "settings": settings.fingerprint("shared") + settings.fingerprint("eval")}
+        partial = Partial(exp_dir / "eval" / ".partial" / f"{spec.name}.{decoding.kind}.jsonl", key)
+        if partial.done:
+            log(f"eval: {spec.name} {decoding.kind}: resuming, {len(partial.done)} of {len(rows)} problems done")
+        bar = tqdm(total=len(rows), initial=len(partial.done), unit="problem", desc=f"{spec.name} {decoding.kind}",
+                   file=sys.stderr, disable=None)
+        started, tokens = time.perf_counter(), 0
+
+        def on_batch(batch, partial=partial, bar=bar):
+            nonlocal tokens
+            partial.add(batch)
+            tokens += sum(c.tokens for _, cs in batch for c in cs)
+            bar.update(len(batch))
+            bar.set_postfix(tokens_per_s=f"{tokens / max(time.perf_counter() - started, 1e-9):.0f}")
+
+        engine.generate(texts, decoding, partial.done.keys(), on_batch)
+        bar.close()
+        wall = time.perf_counter() - started
+        facts["timing"][decoding.kind] = {"wall_seconds": wall, "new_tokens": tokens,
+                                          "tokens_per_second": tokens / wall if wall > 0 and tokens else None}
+        completions[decoding.kind] = partial.done
+    samples = [_sample(row, text, index, completions) for index, (row, text) in enumerate(zip(rows, texts))]
+    facts["decodings"] = {d.kind: d.as_dict() for d in decodings(settings, spec)}
+    return samples, facts
+
+
+def _graded(completion: dict[str, Any], gold: str) -> dict[str, Any]:
+    robust = grading.robust_grade(completion["text"], gold)
+    verifier = grading.verifier_grade(completion["text"], gold)
+    return {"response": completion["text"], "extracted": robust.extracted, "correct": robust.correct,
             "verifier_extracted": verifier.extracted, "verifier_correct": verifier.correct,
-            "truncated": truncated, "response_tokens": n_tokens,
-        })
-    results = summarize(name, model_path, samples, settings, exp_dir, device=device, dtype=dtype, wall=wall,
-                        template_source=source)
-    return results, samples
+            "truncated": completion["truncated"], "response_tokens": completion["tokens"]}
 
 
-def summarize(name: str, model_path: str, samples: list[dict], settings: settings_mod.Settings, exp_dir: Path,
-              *, device: str, dtype: str, wall: float, template_source: str) -> dict[str, Any]:
+def _sample(row, text, index, completions) -> dict[str, Any]:
+    gold = str(row["ground_truth"])
+    record = {"id": row["id"], "prompt": text, "gold": gold, **_graded(completions["greedy"][index][0], gold)}
+    if "sampled" in completions:
+        record["samples"] = [_graded(c, gold) for c in completions["sampled"][index]]
+    return record
+
+
+def summarize(spec: ModelSpec, samples: list[dict[str, Any]], settings: settings_mod.Settings, exp_dir: Path,
+              facts: dict[str, Any]) -> dict[str, Any]:
     n = len(samples)
     graders = {}
     for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
@@ -155,14 +324,17 @@ def summarize(name: str, model_path: str, samples: list[dict], settings: setting
         low, high = stats.wilson_interval(correct, n)
         graders[grader] = {"correct": correct, "accuracy": correct / n, "ci95": [low, high]}
     tokens = sum(s["response_tokens"] for s in samples)
-    return {
+    greedy_timing = facts["timing"].get("greedy", {})
+    results = {
         "format": RESULTS_FORMAT, "version": RESULTS_VERSION,
-        "experiment_id": exp_dir.name, "model_name": name,
-        "model": {"path": model_path, "fingerprint": weights_fingerprint(model_path), "template_source": template_source},
+        "experiment_id": exp_dir.name, "model_name": spec.name,
+        "model": {"path": spec.path, "fingerprint": facts["fingerprint"], "template_source": facts["template_source"]},
+        "checkpoint": ({"arm": spec.arm, "step": spec.step, "examples_seen": spec.examples_seen, "kind": spec.kind}
+                       if spec.step is not None else None),
         "settings_fingerprints": {"shared": settings.fingerprint("shared"), "eval": settings.fingerprint("eval")},
         "split": "test", "n": n,
-        "decoding": {"strategy": "greedy", "max_new_tokens": settings.shared["max_response_length"], "stop": "eos"},
-        "engine": "transformers", "device": device, "dtype": dtype,
+        "decoding": facts["decodings"]["greedy"], "decodings": facts["decodings"],
+        "engine": facts["engine"], "device": facts["device"], "dtype": facts["dtype"],
         "graders": graders, "headline_grader": "robust", "accuracy": graders["robust"]["accuracy"],
         "counts": {
             "n": n, "truncated": sum(s["truncated"] for s in samples),
@@ -170,43 +342,97 @@ def summarize(name: str, model_path: str, samples: list[dict], settings: setting
             "grader_disagreements": sum(s["correct"] != s["verifier_correct"] for s in samples),
         },
         "mean_response_tokens": tokens / n if n else 0.0,
-        "tokens_per_second": tokens / wall if wall > 0 else None, "wall_seconds": wall,
-        "samples_file": f"{name}_samples.jsonl", "created_at": runs.utc_now(),
+        "tokens_per_second": greedy_timing.get("tokens_per_second"),
+        "wall_seconds": sum(t["wall_seconds"] for t in facts["timing"].values()),
+        "timing": facts["timing"],
+        "samples_file": f"{spec.name}_samples.jsonl", "created_at": runs.utc_now(),
     }
+    if samples and "samples" in samples[0]:
+        results["sampled"] = _sampled_summary(samples)
+    return results
 
 
-def _is_current(results_path: Path, model_path: str, settings: settings_mod.Settings) -> bool:
+def _sampled_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_per_problem": len(samples[0]["samples"])}
+    flat = [c for s in samples for c in s["samples"]]
+    for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
+        per_problem = [([c[key] for c in s["samples"]], [grading.parse_number(c["extracted"] or "") for c in s["samples"]])
+                       for s in samples]
+        out[grader] = {"mean_accuracy": sum(c[key] for c in flat) / len(flat), **passk.curves(per_problem)}
+    out["counts"] = {"completions": len(flat), "truncated": sum(c["truncated"] for c in flat),
+                     "no_answer": sum(c["extracted"] is None for c in flat)}
+    out["mean_response_tokens"] = sum(c["response_tokens"] for c in flat) / len(flat)
+    out["distinct_answers_mean"] = sum(len({c["extracted"] for c in s["samples"] if c["extracted"] is not None})
+                                       for s in samples) / len(samples)
+    return out
+
+
+def _is_current(results_path: Path, spec: ModelSpec, fingerprint: str | None, settings: settings_mod.Settings,
+                log=print) -> bool:
     if not results_path.is_file():
         return False
-    old = json.loads(results_path.read_text())
-    return (old.get("format") == RESULTS_FORMAT and old.get("version") == RESULTS_VERSION
-            and old["model"]["fingerprint"] == weights_fingerprint(model_path)
-            and old.get("settings_fingerprints") == {"shared": settings.fingerprint("shared"),
-                                                     "eval": settings.fingerprint("eval")}
-            and (results_path.parent / old["samples_file"]).is_file())
+    try:
+        old = json.loads(results_path.read_text())
+    except json.JSONDecodeError:
+        log(f"eval: {results_path} is not valid JSON; evaluating {spec.name} again")
+        return False
+    reasons = []
+    if (old.get("format"), old.get("version")) != (RESULTS_FORMAT, RESULTS_VERSION):
+        reasons.append(f"it is format {old.get('format')} version {old.get('version')}")
+    elif old["model"]["fingerprint"] != fingerprint:
+        reasons.append("the weights changed")
+    elif old.get("settings_fingerprints") != {"shared": settings.fingerprint("shared"), "eval": settings.fingerprint("eval")}:
+        reasons.append("the settings changed")
+    elif not (results_path.parent / old["samples_file"]).is_file():
+        reasons.append("its samples file is missing")
+    if reasons:
+        log(f"eval: {spec.name}: earlier results are not current ({reasons[0]}); evaluating again")
+    return not reasons
 
 
 def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, Path]:
     owner = json.loads((exp_dir / "experiment.json").read_text())
     settings = settings_mod.load(owner["profile"])
     runs.claim_experiment(settings, exp_dir)
-    models = models_to_evaluate(settings, exp_dir, wanted, log=log)
+    test_rows(settings, exp_dir)  # a broken test split is refused before any model is loaded
+    specs, skipped = models_to_evaluate(settings, exp_dir, wanted, log=log)
+    engine_name = eval_engines.choose(settings.eval["engine"])
     out_dir = exp_dir / "eval"
-    written = {}
-    for name, path in models.items():
-        results_path = out_dir / f"{name}_results.json"
-        if not force and _is_current(results_path, path, settings):
-            log(f"eval: {name}: already evaluated with these weights and settings ({results_path}); skipping (--force redoes it)")
-            written[name] = results_path
+    written: dict[str, Path] = {}
+    index: list[dict[str, Any]] = []
+    for spec in specs:
+        results_path = out_dir / f"{spec.name}_results.json"
+        fingerprint = spec_fingerprint(spec)
+        if not force and _is_current(results_path, spec, fingerprint, settings, log=log):
+            log(f"eval: {spec.name}: already evaluated with these weights and settings ({results_path}); "
+                "skipping (--force redoes it)")
+            written[spec.name] = results_path
+            index.append({"name": spec.name, "status": "reused", "results": results_path.name})
             continue
-        log(f"eval: {name}: {path}")
-        results, samples = evaluate_model(name, path, settings, exp_dir, log=log)
-        # Samples first, results last: a results file always has its complete samples file beside it.
-        atomic.write_jsonl(out_dir / results["samples_file"], samples)
-        atomic.write_json(results_path, results)
-        written[name] = results_path
-        log(f"eval: {name}: accuracy {results['accuracy']:.3f} (robust), {results['graders']['verifier']['accuracy']:.3f} "
-            f"(verifier) on {results['n']} problems, {results['tokens_per_second'] or 0:.0f} tokens/s")
+        log(f"eval: {spec.name}: {spec.path} ({engine_name})")
+        try:
+            with loadable(spec, out_dir / ".scratch") as model_path:
+                samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name, log=log)
+            results = summarize(spec, samples, settings, exp_dir, facts)
+            atomic.write_jsonl(out_dir / results["samples_file"], samples)
+            atomic.write_json(results_path, results)
+        except OSError as error:  # a full disk, a quota: nothing half-written, finished batches kept
+            raise UserError(f"writing the evaluation of {spec.name} failed ({error.strerror or error}); free disk "
+                            f"space and rerun: it resumes from the batches kept in {out_dir / '.partial'}") from None
+        for partial in (out_dir / ".partial").glob(f"{spec.name}.*.jsonl"):
+            partial.unlink()
+        written[spec.name] = results_path
+        index.append({"name": spec.name, "status": "evaluated", "results": results_path.name})
+        sampled = results.get("sampled")
+        log(f"eval: {spec.name}: accuracy {results['accuracy']:.3f} (robust), "
+            f"{results['graders']['verifier']['accuracy']:.3f} (verifier) on {results['n']} problems"
+            + (f"; pass@{sampled['n_per_problem']} {sampled['robust']['pass@k'][str(sampled['n_per_problem'])]:.3f}"
+               if sampled else "")
+            + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
+    index += [{"name": s["name"], "status": "skipped", "reason": s["reason"]} for s in skipped]
+    atomic.write_json(out_dir / "index.json", {"format": INDEX_FORMAT, "version": 1, "engine": engine_name,
+                                               "models": index, "written_at": runs.utc_now()})
+    shutil.rmtree(out_dir / ".scratch", ignore_errors=True)
     return written
 
 
@@ -216,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment-dir", required=True)
     parser.add_argument("--models", default="base,sft,rlvr,sft_rlvr",
-                        help="comma-separated subset of base,sft,rlvr,sft_rlvr")
+                        help="comma-separated subset of base,sft,rlvr,sft_rlvr (their checkpoints follow the arms)")
     parser.add_argument("--force", action="store_true", help="evaluate again even when results are current")
     args = parser.parse_args(argv)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]

@@ -6,7 +6,15 @@
   agrees with what RLVR optimised. It says "72.0" != "72".
 - `robust_grade`: the answer span the format asks for when present (the GSM8K line `#### N`,
   `\\boxed{N}`, `<answer>N</answer>`, "The answer is N"), else the last number; numbers compared
-  as exact fractions ("72.0" == "72", "1,000" == "1000", "$5" == "5", "3/4" == "0.75").
+  as exact fractions ("72.0" == "72", "1,000" == "1000", "$5" == "5", "3/4" == "0.75"; a Unicode minus
+  sign counts as "-").
+
+A ground truth a grader cannot score as a number raises GoldAnswerError (a ValueError), never a silent 0:
+robust_grade refuses one that is not a number ("seventy", "", "N/A"); verifier_grade refuses any label that
+is not a plain number as open-instruct compares it (sign, digits, optional decimal point: "1,000", "3/4",
+"$5", " 72" are refused), because GSM8KVerifier compares the label as a string with the response's last
+number and would score such a label 0. `check_ground_truth` applies both checks up front.
+tests/test_grading_parity.py checks verifier_grade against the real GSM8KVerifier at the pinned tag.
 
 Command line, to audit the graders on any file of {"response", "ground_truth"} lines:
   python -m sft_vs_rlvr.grading --input FILE [--output FILE]
@@ -32,24 +40,48 @@ _SPAN_PATTERNS = [
 ]
 
 
+_VERIFIER_NUMBER = r"[-+]?(?:\d*\.\d+|\d+)"  # ground_truth_utils.py:218 at v0.3.0
+_UNICODE_MINUS = "\u2212"
+
+
+class GoldAnswerError(ValueError):
+    """A ground truth the grader cannot score as a number; str(error) names it and why."""
+
+
 @dataclass(frozen=True)
 class Grade:
     extracted: str | None
     correct: bool
 
 
-def verifier_grade(response: str, ground_truth: str) -> Grade:
-    """open-instruct v0.3.0 GSM8KVerifier, reproduced: score 1 iff last number == label (as strings)."""
+def open_instruct_gsm8k(response: str, label: str) -> Grade:
+    """GSM8KVerifier.__call__ of open-instruct v0.3.0 (ground_truth_utils.py:214-221), line for line, any label.
+
+    extracted is None where the response has no number (open-instruct then compares the whole response).
+    """
     text = re.sub(r"(\d),(\d)", r"\1\2", response)
-    numbers = re.findall(r"[-+]?(?:\d*\.\d+|\d+)", text)
-    extracted = numbers[-1] if numbers else response
+    numbers = re.findall(_VERIFIER_NUMBER, text)
+    extracted = numbers[-1] if numbers else text
     return Grade(extracted=numbers[-1] if numbers else None,
-                 correct=str(extracted).lower() == str(ground_truth).lower())
+                 correct=str(extracted).lower() == str(label).lower())
+
+
+def verifier_grade(response: str, ground_truth: str) -> Grade:
+    """open-instruct v0.3.0 GSM8KVerifier, reproduced: score 1 iff last number == label (as strings).
+
+    Raises GoldAnswerError for a label that is not a plain number, which open-instruct would score 0 silently.
+    """
+    label = str(ground_truth)
+    if not re.fullmatch(_VERIFIER_NUMBER, label):
+        raise GoldAnswerError(f"ground truth {label!r} is not a plain number (like 1000 or -2.5): open-instruct's "
+                              "GSM8KVerifier compares it as a string with the response's last number")
+    return open_instruct_gsm8k(response, label)
 
 
 def parse_number(text: str) -> Fraction | None:
     """'1,000' -> 1000, '$72.50' -> 145/2, '3/4' -> 3/4, '+5' -> 5; None when it is not a number."""
-    cleaned = text.strip().replace("$", "").replace(",", "").replace(" ", "").rstrip(".")
+    cleaned = (text.strip().replace(_UNICODE_MINUS, "-").replace("$", "").replace(",", "").replace(" ", "")
+               .rstrip("."))
     if not cleaned:
         return None
     try:
@@ -72,12 +104,19 @@ def extract_answer(response: str) -> str | None:
 
 
 def robust_grade(response: str, ground_truth: str) -> Grade:
-    gold = parse_number(ground_truth)
+    """Raises GoldAnswerError for a ground truth that is not a number."""
+    gold = parse_number(str(ground_truth))
     if gold is None:
-        raise ValueError(f"ground truth {ground_truth!r} is not a number")
-    extracted = extract_answer(response)
+        raise GoldAnswerError(f"ground truth {ground_truth!r} is not a number")
+    extracted = extract_answer(response.replace(_UNICODE_MINUS, "-"))
     value = parse_number(extracted) if extracted is not None else None
     return Grade(extracted=extracted, correct=value is not None and value == gold)
+
+
+def check_ground_truth(ground_truth: str) -> None:
+    """Raise GoldAnswerError where either grader would refuse this ground truth (before any generation)."""
+    robust_grade("", ground_truth)
+    verifier_grade("", ground_truth)
 
 
 @cli
@@ -89,23 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out_lines = []
     try:
-        handle = open(args.input, encoding="utf-8")
+        handle = open(args.input, "rb")
     except OSError as error:
         raise UserError(f"cannot read {args.input}: {error.strerror}; pass an existing JSONL file") from None
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
                 response, gold = row["response"], str(row["ground_truth"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UserError(f"{args.input}:{number}: expected a JSON object with 'response' and 'ground_truth'") from None
+                if not isinstance(response, str):
+                    raise TypeError("response is not a string")
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(f"{args.input}:{number}: expected a JSON object with 'response' (a string) and "
+                                "'ground_truth'") from None
             try:
                 robust = robust_grade(response, gold)
-            except ValueError as error:
-                raise UserError(f"{args.input}:{number}: {error}; ground truths must be numbers") from None
-            verifier = verifier_grade(response, gold)
+                verifier = verifier_grade(response, gold)
+            except GoldAnswerError as error:
+                raise UserError(f"{args.input}:{number}: {error}; ground truths must be plain numbers") from None
             out_lines.append(json.dumps({
                 "line": number, "ground_truth": gold,
                 "robust": asdict(robust), "verifier": asdict(verifier),

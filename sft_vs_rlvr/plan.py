@@ -20,7 +20,7 @@ for SFT, the largest micro-batch that fits and divides the effective batch. A la
 stage is refused before launch unless FORCE=1.
 
 Command line:
-  python -m sft_vs_rlvr.plan show   --profile P [--stage sft|rlvr|both]   the plan, on stdout
+  python -m sft_vs_rlvr.plan show   --profile P [--stage sft|rlvr|eval|all]   the plan, on stdout
   python -m sft_vs_rlvr.plan export --profile P                           `export` lines for a launcher
 """
 
@@ -410,6 +410,23 @@ def _rl_time(plan: Plan, a: dict[str, Any], response: float, snapshots: int, sta
             "cost": wall / 3600 * gpus * a["hardware"]["price_per_gpu_hour"]}
 
 
+def eval_figures(plan: Plan, a: dict[str, Any], gpus: int) -> dict[str, dict[str, float]]:
+    """vLLM evaluation of base, SFT and RLVR on the test split with `gpus` GPUs (scaling assumed linear)."""
+    s, hw = plan.settings, plan.hardware
+    problems, models = s.shared["test_size"], 3
+    response = s.shared["max_response_length"] * a["lengths"]["rl_response_fill"]
+    per_gpu = a["throughput"]["vllm_tokens_per_second_a100"] * hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
+    checkpoints = plan.figures["sft"]["checkpoints"] + plan.figures["rlvr"]["checkpoints"]
+    out = {}
+    for case, samples_per_problem, n_models in (("greedy", 1, models), ("greedy + sampled", 1 + s.eval["samples"], models),
+                                                ("checkpoints, greedy", 1, checkpoints)):
+        tokens = n_models * problems * samples_per_problem * response
+        wall = tokens / (per_gpu * gpus) + n_models * a["throughput"]["eval_model_load_minutes"] * 60
+        out[case] = {"tokens": tokens, "seconds_wall": wall, "gpu_hours": wall / 3600 * gpus,
+                     "cost": wall / 3600 * gpus * a["hardware"]["price_per_gpu_hour"]}
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Output
 
@@ -485,6 +502,17 @@ def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
                          f"{_hours(w['seconds_wall'])}")
             lines.append(f"  cost: {e['gpu_hours']:.1f} GPU-hours x {a['hardware']['price_per_gpu_hour']} USD = "
                          f"{e['cost']:,.0f} USD (worst case {w['cost']:,.0f} USD)")
+    if "eval" in stages and hw is not None and plan.shape is not None:
+        lines += ["", f"Evaluation with vLLM ({s.shared['test_size']:,} test problems, mean response "
+                      f"{s.shared['max_response_length'] * a['lengths']['rl_response_fill']:.0f} tokens assumed, "
+                      f"{s.eval['samples']} samples per problem at temperature {s.eval['temperature']})"]
+        for gpus in (1, 4):
+            for case, f in eval_figures(plan, a, gpus).items():
+                lines.append(f"  {gpus} x {hw.gpu_name}, {case}: {f['tokens']:,.0f} tokens, {_hours(f['seconds_wall'])}, "
+                             f"{f['gpu_hours']:.1f} GPU-hours, {f['cost']:,.0f} USD")
+        lines.append("  (base, SFT and RLVR; checkpoints: every intermediate snapshot of both arms; model loading "
+                     f"{a['throughput']['eval_model_load_minutes']:.0f} min each; 4 GPUs assumed 4 times as fast, "
+                     "optimistic for tensor parallelism)")
     if hw is not None:
         lines += ["", "Assumptions (configs/plan.toml): " + "; ".join(
             [f"{k} {v}" for k, v in a["throughput"].items()]
@@ -545,12 +573,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["show", "export"])
     parser.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
-    parser.add_argument("--stage", choices=["sft", "rlvr", "both"], default="both")
+    parser.add_argument("--stage", choices=["sft", "rlvr", "eval", "all"], default="all")
     parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR") or None,
                         help="prepared data to count tokens in (default: the current experiment's, when prepared)")
     args = parser.parse_args(argv)
     settings = settings_mod.load(args.profile)
-    stages = ("sft", "rlvr") if args.stage == "both" else (args.stage,)
+    stages = ("sft", "rlvr", "eval") if args.stage == "all" else (args.stage,)
     data_dir = Path(args.data_dir) if args.data_dir else _current_data_dir(settings)
     plan = build(settings, data_dir, with_data=args.command == "show")
     if args.command == "show":

@@ -34,7 +34,7 @@ from .wandb_runs import CorruptRunFile, MissingInput  # noqa: E402
 
 REPORT_FORMAT, REPORT_VERSION = "sft-vs-rlvr/report", 1
 RESULTS_FORMAT, MANIFEST_FORMAT = "sft-vs-rlvr/eval-results", "sft-vs-rlvr/manifest"
-KNOWN_VERSIONS = {RESULTS_FORMAT: {1}, MANIFEST_FORMAT: {1}}
+KNOWN_VERSIONS = {RESULTS_FORMAT: {1, 2}, MANIFEST_FORMAT: {1}}
 
 MODEL_ORDER = ("base", "sft", "rlvr", "sft_rlvr")
 OPTIONAL_MODELS = ("sft_rlvr",)  # the third arm (INIT_FROM=sft): reported when it was run, not missed otherwise
@@ -171,6 +171,8 @@ def load_models(eval_dir: Path) -> dict[str, dict[str, Any]]:
     for path in sorted(eval_dir.glob("*_results.json")):
         name = path.name[: -len("_results.json")]
         results = _read_json(path, RESULTS_FORMAT)
+        if results.get("checkpoint"):
+            continue  # intermediate checkpoints: load_checkpoints
         if results.get("model_name") != name:
             raise InconsistentResults(
                 f"{path} says model_name {results.get('model_name')!r}, expected {name!r}: {EVAL_FIX} for {name}"
@@ -191,6 +193,18 @@ def load_models(eval_dir: Path) -> dict[str, dict[str, Any]]:
             "_verdicts": {grader: {s["id"]: bool(s[key]) for s in samples} for grader, key in GRADERS.items()},
         }
     return models
+
+
+def load_checkpoints(eval_dir: Path) -> list[dict[str, Any]]:
+    """Greedy accuracy of every evaluated intermediate checkpoint, by arm and step."""
+    points = []
+    for path in sorted(eval_dir.glob("*_results.json")):
+        results = _read_json(path, RESULTS_FORMAT)
+        checkpoint = results.get("checkpoint")
+        if checkpoint:
+            points.append({"name": results["model_name"], **checkpoint, "results_file": f"eval/{path.name}",
+                           **{f"accuracy_{g}": results["graders"][g]["accuracy"] for g in GRADERS}})
+    return sorted(points, key=lambda p: (p["arm"], p["step"]))
 
 
 def model_order(names: list[str]) -> list[str]:
@@ -349,6 +363,7 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
         "comparisons": comparisons,
         "bootstrap": dict(BOOTSTRAP),
         "dynamics": dynamics,
+        "checkpoints": load_checkpoints(eval_dir),
         "reproducibility": {
             "stages": {stage: reproducibility(manifest, stage) for stage, manifest in manifests.items()},
             "same_data": _same(manifests, lambda m: m.get("data")),
@@ -464,6 +479,12 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
                                     f"were left out of the pairing."))
     else:
         blocks.append(("p", "No comparison possible: see the missing inputs above."))
+
+    if report.get("checkpoints"):
+        blocks.append(("h3", "Intermediate checkpoints (greedy)"))
+        blocks.append(("table", ["arm", "step", "examples seen", "accuracy (robust)", "accuracy (verifier)"],
+                       [[c["arm"], str(c["step"]), str(c["examples_seen"]), _pct(c["accuracy_robust"]),
+                         _pct(c["accuracy_verifier"])] for c in report["checkpoints"]]))
 
     blocks.append(("h2", "3. Learning dynamics"))
     for stage, dynamics in report["dynamics"].items():

@@ -68,14 +68,20 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "checkpoints": int,
     },
     "eval": {
+        "engine": str,
         "batch_size": int,
         "limit": int,
+        "samples": int,
+        "temperature": float,
+        "top_p": float,
+        "checkpoints": bool,
     },
 }
 # Values a key may take, where the code only implements some.
 CHOICES: dict[str, tuple[str, ...]] = {
     "chat_template": ("tulu",),
     "verifier": ("gsm8k",),
+    "engine": ("auto", "transformers", "vllm"),
 }
 
 
@@ -127,7 +133,7 @@ def _check_section(values: Any, schema: dict[str, type], where: str) -> dict[str
         value = values[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise UserError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}")
         if key in CHOICES and value not in CHOICES[key]:
             raise UserError(f"{where}: '{key}' = {value!r} is not supported; choose one of {', '.join(CHOICES[key])}")

@@ -156,7 +156,25 @@ def test_second_launch_skips_finished_stages_and_reuses_evaluations(pipeline):
     assert "sft: already completed" in again.stdout
     assert (exp / "sft" / "manifest.json").read_text() == before
     evaluated = run_entry("eval", root)
-    assert evaluated.stdout.count("already evaluated") == 3
+    checkpoints = sum(len(json.loads((exp / arm / "manifest.json").read_text())["checkpoints"]) for arm in ("sft", "rlvr"))
+    assert checkpoints >= 4 and evaluated.stdout.count("already evaluated") == 3 + checkpoints
+
+
+def test_evaluation_writes_sampled_metrics_checkpoints_and_an_index(pipeline):
+    _, exp, _, _ = pipeline
+    index = json.loads((exp / "eval" / "index.json").read_text())
+    names = {m["name"] for m in index["models"] if m["status"] in ("evaluated", "reused")}
+    for arm in ("sft", "rlvr"):
+        for checkpoint in json.loads((exp / arm / "manifest.json").read_text())["checkpoints"]:
+            name = f"{arm}_step{checkpoint['step']}"
+            assert name in names
+            results = json.loads((exp / "eval" / f"{name}_results.json").read_text())
+            assert results["checkpoint"]["examples_seen"] == checkpoint["examples_seen"]
+    for name in ("base", "sft", "rlvr"):
+        results = json.loads((exp / "eval" / f"{name}_results.json").read_text())
+        assert results["sampled"]["n_per_problem"] == 4
+        curve = results["sampled"]["robust"]["pass@k"]
+        assert curve["1"] <= curve["2"] <= curve["4"] and results["accuracy"] <= 1
 
 
 def test_help_of_every_entry_point(pipeline):

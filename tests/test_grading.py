@@ -33,8 +33,11 @@ def test_graders_on_tricky_responses(response, gold, robust, verifier):
 
 def test_verifier_falls_back_to_whole_response_like_open_instruct():
     # No number: open-instruct compares the whole (lower-cased) response with the label.
-    assert grading.verifier_grade("Seven", "seven").correct
-    assert grading.verifier_grade("Seven", "seven").extracted is None
+    assert grading.open_instruct_gsm8k("Seven", "seven").correct
+    assert grading.open_instruct_gsm8k("Seven", "seven").extracted is None
+    # verifier_grade refuses such a label rather than score it (tests/test_grading_parity.py has more).
+    with pytest.raises(grading.GoldAnswerError, match="not a plain number"):
+        grading.verifier_grade("Seven", "seven")
 
 
 def test_non_numeric_gold_is_refused():

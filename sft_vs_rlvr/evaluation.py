@@ -429,11 +429,41 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
             + (f"; pass@{sampled['n_per_problem']} {sampled['robust']['pass@k'][str(sampled['n_per_problem'])]:.3f}"
                if sampled else "")
             + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
+    if settings.eval["reference"]:
+        index += reference_protocol([s for s in specs if s.step is None], settings, exp_dir, force, log=log)
     index += [{"name": s["name"], "status": "skipped", "reason": s["reason"]} for s in skipped]
     atomic.write_json(out_dir / "index.json", {"format": INDEX_FORMAT, "version": 1, "engine": engine_name,
                                                "models": index, "written_at": runs.utc_now()})
     shutil.rmtree(out_dir / ".scratch", ignore_errors=True)
     return written
+
+
+def reference_protocol(specs: list[ModelSpec], settings: settings_mod.Settings, exp_dir: Path, force: bool,
+                       log=print) -> list[dict[str, Any]]:
+    """lm-eval's 8-shot gsm8k_cot on the base and each final model (reference_eval.py), reused when current."""
+    from . import reference_eval
+
+    options, out_dir, index = settings.eval, exp_dir / "eval", []
+    limit = options["reference_limit"] or None
+    for spec in specs:
+        path = out_dir / f"{spec.name}_reference_results.json"
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        if (not force and old.get("version") == 1 and old.get("limit") == limit
+                and old.get("model", {}).get("fingerprint") == spec_fingerprint(spec)
+                and old.get("lm_eval_version") == reference_eval.lm_eval_version()):
+            log(f"eval: {spec.name}: reference protocol already run ({path}); skipping (--force redoes it)")
+            index.append({"name": f"{spec.name} (reference)", "status": "reused", "results": path.name})
+            continue
+        log(f"eval: {spec.name}: reference protocol, lm-eval gsm8k_cot 8-shot"
+            + (f" on the first {limit} problems" if limit else ""))
+        results = reference_eval.run_reference(spec.path, exp_dir / "data" / "test.jsonl", out_dir, spec.name,
+                                               limit=limit, batch_size=options["batch_size"],
+                                               max_length=options["reference_max_length"] or None,
+                                               instruction=settings.shared["instruction"], log=log)
+        index.append({"name": f"{spec.name} (reference)", "status": "evaluated", "results": path.name})
+        metrics = results.get("metrics", {})
+        log(f"eval: {spec.name}: reference " + ", ".join(f"{f} {m['exact_match']:.3f}" for f, m in metrics.items()))
+    return index
 
 
 @cli

@@ -216,7 +216,8 @@ def run_reference(model_path: str, test_rows_file: Path, out_dir: Path, name: st
                   max_length: int | None = None, instruction: str | None = None, log=print) -> dict[str, Any]:
     """Run lm-eval's gsm8k_cot on `model_path` over the prepared test rows; write samples then results."""
     model_dir, test_rows_file, out_dir = Path(model_path), Path(test_rows_file), Path(out_dir)
-    if not (model_dir / "config.json").is_file():
+    hub_id = not model_dir.exists() and model_path.count("/") == 1 and not model_path.startswith((".", "/"))
+    if not hub_id and not (model_dir / "config.json").is_file():  # a Hub id (the llama8b base) loads as is
         raise UserError(f"model folder {model_dir} not found (no config.json); pass a saved model folder to --model")
     if not test_rows_file.is_file():
         raise UserError(f"test rows file {test_rows_file} not found; run data preparation first (it writes data/test.jsonl)")

@@ -34,7 +34,7 @@ from .wandb_runs import CorruptRunFile, MissingInput  # noqa: E402
 
 REPORT_FORMAT, REPORT_VERSION = "sft-vs-rlvr/report", 1
 RESULTS_FORMAT, MANIFEST_FORMAT = "sft-vs-rlvr/eval-results", "sft-vs-rlvr/manifest"
-KNOWN_VERSIONS = {RESULTS_FORMAT: {1, 2}, MANIFEST_FORMAT: {1}}
+KNOWN_VERSIONS = {RESULTS_FORMAT: {1, 2}, MANIFEST_FORMAT: {1}, "sft-vs-rlvr/reference-results": {1}}
 
 MODEL_ORDER = ("base", "sft", "rlvr", "sft_rlvr")
 OPTIONAL_MODELS = ("sft_rlvr",)  # the third arm (INIT_FROM=sft): reported when it was run, not missed otherwise
@@ -165,10 +165,15 @@ def check_results(results: dict[str, Any], summary: dict[str, Any], results_path
         )
 
 
+def _results_files(eval_dir: Path) -> list[Path]:
+    """eval/<model>_results.json, not the reference protocol's <model>_reference_results.json."""
+    return sorted(p for p in eval_dir.glob("*_results.json") if not p.name.endswith("_reference_results.json"))
+
+
 def load_models(eval_dir: Path) -> dict[str, dict[str, Any]]:
     """Every eval/<model>_results.json, checked against its samples file, keyed by model name."""
     models = {}
-    for path in sorted(eval_dir.glob("*_results.json")):
+    for path in _results_files(eval_dir):
         name = path.name[: -len("_results.json")]
         results = _read_json(path, RESULTS_FORMAT)
         if results.get("checkpoint"):
@@ -198,13 +203,36 @@ def load_models(eval_dir: Path) -> dict[str, dict[str, Any]]:
 def load_checkpoints(eval_dir: Path) -> list[dict[str, Any]]:
     """Greedy accuracy of every evaluated intermediate checkpoint, by arm and step."""
     points = []
-    for path in sorted(eval_dir.glob("*_results.json")):
+    for path in _results_files(eval_dir):
         results = _read_json(path, RESULTS_FORMAT)
         checkpoint = results.get("checkpoint")
         if checkpoint:
             points.append({"name": results["model_name"], **checkpoint, "results_file": f"eval/{path.name}",
                            **{f"accuracy_{g}": results["graders"][g]["accuracy"] for g in GRADERS}})
     return sorted(points, key=lambda p: (p["arm"], p["step"]))
+
+
+# Other people's numbers for the reference protocol (GSM8K, 8-shot chain of thought), shown beside ours and
+# labelled as such (anchors.md section 1.1). Protocols differ in detail (exemplar rendering, generation length).
+PUBLISHED_ANCHORS = (
+    ("Llama-3.1-8B base", 56.6, "8-shot CoT, exact match; Lin et al., arXiv 2503.20110, Table 1"),
+    ("Tulu 3 8B SFT", 76.2, "same table"),
+    ("Tulu 3.1 8B (GRPO)", 89.9, "same table"),
+    ("Llama-3.1-8B-Instruct, lm-eval gsm8k 8-shot", 77.79, "flexible-extract; huggingface.co/meta-llama/"
+     "Llama-3.1-8B-Instruct/discussions/81"),
+)
+
+
+def load_reference(eval_dir: Path) -> list[dict[str, Any]]:
+    """The reference protocol's results (lm-eval gsm8k_cot), one entry per model, in model order."""
+    found = {}
+    for path in sorted(eval_dir.glob("*_reference_results.json")):
+        results = _read_json(path, "sft-vs-rlvr/reference-results")
+        found[results["model_name"]] = {
+            "name": results["model_name"], "results_file": f"eval/{path.name}", "n": results["n"],
+            "limit": results.get("limit"), "lm_eval_version": results.get("lm_eval_version"),
+            "metrics": results["metrics"]}
+    return [found[name] for name in model_order(list(found))]
 
 
 def model_order(names: list[str]) -> list[str]:
@@ -364,6 +392,8 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
         "bootstrap": dict(BOOTSTRAP),
         "dynamics": dynamics,
         "checkpoints": load_checkpoints(eval_dir),
+        "reference": {"ours": load_reference(eval_dir),
+                      "published": [{"model": m, "gsm8k_8shot_cot": v, "source": src} for m, v, src in PUBLISHED_ANCHORS]},
         "reproducibility": {
             "stages": {stage: reproducibility(manifest, stage) for stage, manifest in manifests.items()},
             "same_data": _same(manifests, lambda m: m.get("data")),
@@ -480,6 +510,17 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
     else:
         blocks.append(("p", "No comparison possible: see the missing inputs above."))
 
+    reference = report.get("reference") or {}
+    if reference.get("ours"):
+        blocks.append(("h3", "Reference protocol: lm-eval gsm8k_cot, 8-shot, no chat template"))
+        blocks.append(("p", "Plain few-shot text, the same for every model, comparable with published numbers; "
+                            "out of the trained models' own format, so not the headline."))
+        blocks.append(("table", ["model", "problems", "strict-match", "flexible-extract", "lm-eval"],
+                       [[r["name"], str(r["n"]), _pct(r["metrics"]["strict-match"]["exact_match"]),
+                         _pct(r["metrics"]["flexible-extract"]["exact_match"]), str(r["lm_eval_version"])]
+                        for r in reference["ours"]]))
+        blocks.append(("p", "Other people's numbers (not measured here): " + "; ".join(
+            f"{a['model']} {a['gsm8k_8shot_cot']:.1f}% ({a['source']})" for a in reference["published"]) + "."))
     if report.get("checkpoints"):
         blocks.append(("h3", "Intermediate checkpoints (greedy)"))
         blocks.append(("table", ["arm", "step", "examples seen", "accuracy (robust)", "accuracy (verifier)"],

@@ -75,6 +75,9 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "temperature": float,
         "top_p": float,
         "checkpoints": bool,
+        "reference": bool,
+        "reference_limit": int,
+        "reference_max_length": int,
     },
 }
 # Values a key may take, where the code only implements some.

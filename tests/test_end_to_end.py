@@ -175,6 +175,10 @@ def test_evaluation_writes_sampled_metrics_checkpoints_and_an_index(pipeline):
         assert results["sampled"]["n_per_problem"] == 4
         curve = results["sampled"]["robust"]["pass@k"]
         assert curve["1"] <= curve["2"] <= curve["4"] and results["accuracy"] <= 1
+        reference = json.loads((exp / "eval" / f"{name}_reference_results.json").read_text())
+        assert reference["n"] == 20 and reference["num_fewshot"] == 8
+    report = json.loads((exp / "report" / "report.json").read_text())
+    assert [r["name"] for r in report["reference"]["ours"]] == ["base", "sft", "rlvr"]
 
 
 def test_help_of_every_entry_point(pipeline):

@@ -67,7 +67,7 @@ def resolve(settings: settings_mod.Settings, gpus_per_node: int | None = None, n
     if settings.profile == "tiny":
         gpus_per_node, nodes, learners, engines = 1, 1, 1, 0  # one CPU process, TRL generates in-process
     else:
-        table = _load_table(settings)
+        table = load_table(settings)
         if gpus_per_node is None:
             gpus_per_node = _positive_int("NUM_GPUS", 0) or visible_gpus()
         nodes = nodes or _positive_int("NUM_NODES", 1)
@@ -101,7 +101,7 @@ def resolve(settings: settings_mod.Settings, gpus_per_node: int | None = None, n
     )
 
 
-def _load_table(settings: settings_mod.Settings) -> dict:
+def load_table(settings: settings_mod.Settings) -> dict:
     path = settings.config_dir / "layouts.toml"
     if not path.is_file():
         raise UserError(f"{path} is missing; restore it from git")

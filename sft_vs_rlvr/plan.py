@@ -318,10 +318,11 @@ def vllm_engine(shape: ModelShape, hw: Hardware, settings, assumptions: dict[str
             "kv_tokens": max(free, 0.0) / kv_per_token, "sequences": max(free, 0.0) / kv_per_token / sequence}
 
 
-def build(settings: settings_mod.Settings, data_dir: Path | None = None, with_data: bool = True) -> Plan:
+def build(settings: settings_mod.Settings, data_dir: Path | None = None, with_data: bool = True,
+          gpus_per_node: int | None = None) -> Plan:
     """The plan; with_data=False skips counting tokens (the launchers only need the memory choices)."""
     assumptions = load_assumptions(settings.config_dir)
-    layout = layouts.resolve(settings)
+    layout = layouts.resolve(settings, gpus_per_node)
     gpu = settings.profile != "tiny"
     hw = hardware(assumptions) if gpu else None
     shape = model_shape(settings, assumptions) if gpu or _local_model_folder(settings) else None
@@ -580,7 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_mod.load(args.profile)
     stages = ("sft", "rlvr", "eval") if args.stage == "all" else (args.stage,)
     data_dir = Path(args.data_dir) if args.data_dir else _current_data_dir(settings)
-    plan = build(settings, data_dir, with_data=args.command == "show")
+    gpus = None
+    if stages == ("eval",) and settings.profile != "tiny" and not os.environ.get("NUM_GPUS") and not layouts.visible_gpus():
+        # the evaluation estimate does not depend on the training layout; any valid one will do
+        gpus = min(int(k) for k in layouts.load_table(settings))
+    plan = build(settings, data_dir, with_data=args.command == "show", gpus_per_node=gpus)
     if args.command == "show":
         sys.stdout.write(render(plan, stages))
         for problem in refusals(plan, stages):

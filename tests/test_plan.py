@@ -135,3 +135,14 @@ def test_plan_option_prints_the_budget_and_writes_nothing(tmp_path):
                       "Assumptions (configs/plan.toml)"):
             assert words in result.stdout, (script, words)
     assert not (tmp_path / "runs").exists()
+
+
+def test_evaluation_plan_needs_no_gpu_count_and_covers_one_and_four_gpus(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID", "NUM_GPUS", "GPU_MEMORY_GIB")}
+    env.update(OUTPUT_ROOT=str(tmp_path / "runs"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(["./evaluate_comparison.sh", "--plan"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for gpus in (1, 4):
+        for case in ("greedy", "greedy + sampled", "checkpoints, greedy"):
+            assert f"  {gpus} x NVIDIA A100-SXM4-80GB, {case}: " in result.stdout
+    assert not (tmp_path / "runs").exists()

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import atomic, eval_engines, grading, passk, prompts, runs, settings as settings_mod, stats, tiny_model
+from . import atomic, eval_engines, grading, ood, passk, prompts, runs, settings as settings_mod, stats, tiny_model
 from .errors import UserError, cli
 
 RESULTS_FORMAT = "sft-vs-rlvr/eval-results"
@@ -261,23 +261,30 @@ def _json_or_none(line: str) -> Any:
 
 
 def generate_all(spec: ModelSpec, model_path: str, fingerprint: str, settings: settings_mod.Settings, exp_dir: Path,
-                 engine_name: str, log=print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every decoding's completions for one model (resuming from .partial/), graded; plus run facts."""
+                 engine_name: str, log=print, rows: list[dict[str, Any]] | None = None, label: str | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every decoding's completions for one model (resuming from .partial/), graded; plus run facts.
+
+    rows/label: another problem set (out-of-distribution), evaluated greedy only, its partial files named by label.
+    """
     from tqdm import tqdm
 
-    rows = test_rows(settings, exp_dir)
+    label = label or spec.name
+    kinds = ("greedy",) if rows is not None else ("greedy", "sampled")
+    rows = rows if rows is not None else test_rows(settings, exp_dir)
     engine = eval_engines.make(engine_name, model_path, settings.eval["batch_size"], settings.shared["seed"])
     texts, template_source = prompt_texts(spec, engine.tokenizer, settings, rows, log=log)
     completions: dict[str, dict[int, list[dict[str, Any]]]] = {}
     facts: dict[str, Any] = {"engine": engine.name, "device": engine.device, "dtype": engine.dtype,
                              "template_source": template_source, "fingerprint": fingerprint, "timing": {}}
-    for decoding in decodings(settings, spec):
+    chosen = [d for d in decodings(settings, spec) if d.kind in kinds]
+    for decoding in chosen:
         key = {"fingerprint": fingerprint, "decoding": decoding.as_dict(), "n_rows": len(rows),
                "settings": settings.fingerprint("shared") + settings.fingerprint("eval")}
-        partial = Partial(exp_dir / "eval" / ".partial" / f"{spec.name}.{decoding.kind}.jsonl", key)
+        partial = Partial(exp_dir / "eval" / ".partial" / f"{label}.{decoding.kind}.jsonl", key)
         if partial.done:
-            log(f"eval: {spec.name} {decoding.kind}: resuming, {len(partial.done)} of {len(rows)} problems done")
-        bar = tqdm(total=len(rows), initial=len(partial.done), unit="problem", desc=f"{spec.name} {decoding.kind}",
+            log(f"eval: {label} {decoding.kind}: resuming, {len(partial.done)} of {len(rows)} problems done")
+        bar = tqdm(total=len(rows), initial=len(partial.done), unit="problem", desc=f"{label} {decoding.kind}",
                    file=sys.stderr, disable=None)
         started, tokens = time.perf_counter(), 0
 
@@ -295,7 +302,7 @@ def generate_all(spec: ModelSpec, model_path: str, fingerprint: str, settings: s
                                           "tokens_per_second": tokens / wall if wall > 0 and tokens else None}
         completions[decoding.kind] = partial.done
     samples = [_sample(row, text, index, completions) for index, (row, text) in enumerate(zip(rows, texts))]
-    facts["decodings"] = {d.kind: d.as_dict() for d in decodings(settings, spec)}
+    facts["decodings"] = {d.kind: d.as_dict() for d in chosen}
     return samples, facts
 
 
@@ -395,6 +402,7 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
     settings = settings_mod.load(owner["profile"])
     runs.claim_experiment(settings, exp_dir)
     test_rows(settings, exp_dir)  # a broken test split is refused before any model is loaded
+    ood.check_names(settings.eval["ood_sets"])
     specs, skipped = models_to_evaluate(settings, exp_dir, wanted, log=log)
     engine_name = eval_engines.choose(settings.eval["engine"])
     out_dir = exp_dir / "eval"
@@ -429,6 +437,9 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
             + (f"; pass@{sampled['n_per_problem']} {sampled['robust']['pass@k'][str(sampled['n_per_problem'])]:.3f}"
                if sampled else "")
             + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
+    for set_name in settings.eval["ood_sets"]:
+        index += out_of_distribution(set_name, [s for s in specs if s.step is None], settings, exp_dir,
+                                     engine_name, force, log=log)
     if settings.eval["reference"]:
         index += reference_protocol([s for s in specs if s.step is None], settings, exp_dir, force, log=log)
     index += [{"name": s["name"], "status": "skipped", "reason": s["reason"]} for s in skipped]
@@ -436,6 +447,35 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
                                                "models": index, "written_at": runs.utc_now()})
     shutil.rmtree(out_dir / ".scratch", ignore_errors=True)
     return written
+
+
+def out_of_distribution(set_name: str, specs: list[ModelSpec], settings: settings_mod.Settings, exp_dir: Path,
+                        engine_name: str, force: bool, log=print) -> list[dict[str, Any]]:
+    """Greedy accuracy of the base and final models on one out-of-distribution set (ood.py), in eval/ood/<set>/."""
+    data_dir = exp_dir / "data" / "ood"
+    rows = atomic.read_jsonl(ood.prepare(set_name, settings.shared, data_dir))
+    if settings.eval["limit"]:
+        rows = rows[: settings.eval["limit"]]
+    out_dir, index = exp_dir / "eval" / "ood" / set_name, []
+    for spec in specs:
+        results_path, fingerprint = out_dir / f"{spec.name}_results.json", spec_fingerprint(spec)
+        name = f"{spec.name}@{set_name}"
+        if not force and _is_current(results_path, spec, fingerprint, settings, log=log):
+            index.append({"name": name, "status": "reused", "results": str(results_path.relative_to(exp_dir / "eval"))})
+            continue
+        log(f"eval: {name}: {len(rows)} problems of {set_name}")
+        with loadable(spec, exp_dir / "eval" / ".scratch") as model_path:
+            samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name, log=log,
+                                          rows=rows, label=name)
+        results = summarize(spec, samples, settings, exp_dir, facts)
+        results["dataset"] = ood.manifest(data_dir, set_name)
+        atomic.write_jsonl(out_dir / results["samples_file"], samples)
+        atomic.write_json(results_path, results)
+        for partial in (exp_dir / "eval" / ".partial").glob(f"{name}.*.jsonl"):
+            partial.unlink()
+        index.append({"name": name, "status": "evaluated", "results": str(results_path.relative_to(exp_dir / "eval"))})
+        log(f"eval: {name}: accuracy {results['accuracy']:.3f} (robust) on {results['n']} problems")
+    return index
 
 
 def reference_protocol(specs: list[ModelSpec], settings: settings_mod.Settings, exp_dir: Path, force: bool,

@@ -223,6 +223,27 @@ PUBLISHED_ANCHORS = (
 )
 
 
+def load_ood(eval_dir: Path, models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Accuracy on each out-of-distribution set (eval/ood/<set>/), and the drop from the same model's GSM8K
+    accuracy with an unpaired normal-approximation 95% interval (different problems, so no pairing)."""
+    rows = []
+    for path in sorted((eval_dir / "ood").glob("*/*_results.json")):
+        results = _read_json(path, RESULTS_FORMAT)
+        name, grader = results["model_name"], results["headline_grader"]
+        accuracy, n = results["graders"][grader]["accuracy"], results["n"]
+        entry = {"set": path.parent.name, "model": name, "n": n, "grader": grader, "accuracy": accuracy,
+                 "ci95": results["graders"][grader]["ci95"], "results_file": f"eval/{path.relative_to(eval_dir)}",
+                 "dropped_non_numeric": (results.get("dataset") or {}).get("dropped_non_numeric")}
+        if name in models:
+            base_accuracy = models[name]["graders"][grader]["accuracy"]
+            base_n = models[name]["n"]
+            spread = 1.96 * ((accuracy * (1 - accuracy) / n) + (base_accuracy * (1 - base_accuracy) / base_n)) ** 0.5
+            drop = base_accuracy - accuracy
+            entry.update(gsm8k_accuracy=base_accuracy, drop=drop, drop_ci95=[drop - spread, drop + spread])
+        rows.append(entry)
+    return rows
+
+
 def load_reference(eval_dir: Path) -> list[dict[str, Any]]:
     """The reference protocol's results (lm-eval gsm8k_cot), one entry per model, in model order."""
     found = {}
@@ -392,6 +413,7 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
         "bootstrap": dict(BOOTSTRAP),
         "dynamics": dynamics,
         "checkpoints": load_checkpoints(eval_dir),
+        "ood": load_ood(eval_dir, models),
         "reference": {"ours": load_reference(eval_dir),
                       "published": [{"model": m, "gsm8k_8shot_cot": v, "source": src} for m, v, src in PUBLISHED_ANCHORS]},
         "reproducibility": {
@@ -521,6 +543,14 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
                         for r in reference["ours"]]))
         blocks.append(("p", "Other people's numbers (not measured here): " + "; ".join(
             f"{a['model']} {a['gsm8k_8shot_cot']:.1f}% ({a['source']})" for a in reference["published"]) + "."))
+    if report.get("ood"):
+        blocks.append(("h3", "Robustness: out-of-distribution sets (greedy)"))
+        blocks.append(("table", ["set", "model", "problems", "accuracy", "95% CI", "GSM8K test", "drop",
+                                 "drop 95% CI (unpaired)"],
+                       [[o["set"], o["model"], str(o["n"]), _pct(o["accuracy"]), _interval(o["ci95"]),
+                         _pct(o["gsm8k_accuracy"]) if "drop" in o else "-",
+                         f"{100 * o['drop']:+.1f} pp" if "drop" in o else "-",
+                         _interval(o["drop_ci95"]) if "drop" in o else "-"] for o in report["ood"]]))
     if report.get("checkpoints"):
         blocks.append(("h3", "Intermediate checkpoints (greedy)"))
         blocks.append(("table", ["arm", "step", "examples seen", "accuracy (robust)", "accuracy (verifier)"],

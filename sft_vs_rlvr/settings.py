@@ -78,6 +78,7 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "reference": bool,
         "reference_limit": int,
         "reference_max_length": int,
+        "ood_sets": list,
     },
 }
 # Values a key may take, where the code only implements some.

@@ -173,3 +173,26 @@ def test_the_vllm_request_and_its_outputs(experiment):
     assert eval_engines.completions_from_vllm(outputs) == [[eval_engines.Completion("#### 3", 3, False),
                                                             eval_engines.Completion("so", 512, True)]]
     assert eval_engines.choose("auto") == "transformers"  # no vLLM or GPU here
+
+
+def test_out_of_distribution_set_is_evaluated_and_reported_with_its_drop(experiment, config_dir, tmp_path):
+    from sft_vs_rlvr import report
+
+    text = (config_dir / "eval.toml").read_text().replace("ood_sets = []", 'ood_sets = ["gsm-hard"]', 1)
+    (config_dir / "eval.toml").write_text(text)
+    rows = atomic.read_jsonl(experiment / "data" / "test.jsonl")[40:50]
+    instruction = settings_mod.load("tiny").shared["instruction"]
+    atomic.write_jsonl(tmp_path / "ood" / "gsm-hard.jsonl",  # the Hub dataset's schema: input, code, target
+                       [{"input": r["messages"][0]["content"].removesuffix("\n\n" + instruction), "code": "",
+                         "target": float(r["ground_truth"])} for r in rows])
+    result = evaluate(experiment, "--models", "base,sft", OOD_DATA_DIR=str(tmp_path / "ood"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((experiment / "eval" / "ood" / "gsm-hard" / "sft_results.json").read_text())
+    assert results["n"] == 10 and results["dataset"]["name"] == "gsm-hard" and set(results["decodings"]) == {"greedy"}
+    index = json.loads((experiment / "eval" / "index.json").read_text())
+    assert {"base@gsm-hard", "sft@gsm-hard"} <= {m["name"] for m in index["models"]}
+    analysis = report.analyze(experiment)
+    sft = [o for o in analysis["ood"] if o["model"] == "sft"][0]
+    gsm8k = json.loads((experiment / "eval" / "sft_results.json").read_text())["accuracy"]
+    assert sft["drop"] == pytest.approx(gsm8k - results["accuracy"]) and sft["drop_ci95"][0] <= sft["drop"]
+    assert "sft" in {m["name"] for m in analysis["models"]} and "ood" not in {m["name"] for m in analysis["models"]}

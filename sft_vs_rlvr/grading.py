@@ -7,7 +7,11 @@
 - `robust_grade`: the answer span the format asks for when present (the GSM8K line `#### N`,
   `\\boxed{N}`, `<answer>N</answer>`, "The answer is N"), else the last number; numbers compared
   as exact fractions ("72.0" == "72", "1,000" == "1000", "$5" == "5", "3/4" == "0.75"; a Unicode minus
-  sign counts as "-").
+  sign counts as "-"). The LaTeX number forms a math model writes are read first: `\\frac{3}{4}` (also
+  dfrac, tfrac) as 3/4, `12\\,500` and `12{,}500` as 12500.
+  Math-Verify was measured on tests/test_grading_parity.py's table and left out: it would fix 6 robust
+  verdicts and break 11 (it reads `12\\,500` as 512, ignores `####`, cannot parse `+5` or full-width
+  digits); GSM8K answers are numbers, and the forms above cover what it fixed.
 
 A ground truth a grader cannot score as a number raises GoldAnswerError (a ValueError), never a silent 0:
 robust_grade refuses one that is not a number ("seventy", "", "N/A"); verifier_grade refuses any label that
@@ -40,6 +44,8 @@ _SPAN_PATTERNS = [
 ]
 
 
+_LATEX_FRACTION = re.compile(r"\\[dt]?frac\{\s*(-?\d[\d,]*(?:\.\d+)?)\s*\}\{\s*(\d[\d,]*(?:\.\d+)?)\s*\}")
+_LATEX_THOUSANDS = re.compile(r"(\d)(?:\\,|\{,\})(?=\d{3})")
 _VERIFIER_NUMBER = r"[-+]?(?:\d*\.\d+|\d+)"  # ground_truth_utils.py:218 at v0.3.0
 _UNICODE_MINUS = "\u2212"
 
@@ -108,7 +114,8 @@ def robust_grade(response: str, ground_truth: str) -> Grade:
     gold = parse_number(str(ground_truth))
     if gold is None:
         raise GoldAnswerError(f"ground truth {ground_truth!r} is not a number")
-    extracted = extract_answer(response.replace(_UNICODE_MINUS, "-"))
+    text = _LATEX_FRACTION.sub(r"\1/\2", response.replace(_UNICODE_MINUS, "-"))
+    extracted = extract_answer(_LATEX_THOUSANDS.sub(r"\1", text))
     value = parse_number(extracted) if extracted is not None else None
     return Grade(extracted=extracted, correct=value is not None and value == gold)
 

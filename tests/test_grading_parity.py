@@ -90,7 +90,10 @@ TABLE = [
     C("decimal-vs-fraction-gold", "#### 0.75", "3/4", None, REFUSED, "0.75", True),
     C("improper-fraction", "#### 7/2", "3.5", "2", False, "7/2", True),
     C("mixed-number", "#### 3 1/2", "3.5", "2", False, "3", False),
-    C("latex-frac", "\\boxed{\\frac{3}{4}}", "0.75", "4", False, "4", False),
+    C("latex-frac", "\\boxed{\\frac{3}{4}}", "0.75", "4", False, "3/4", True),
+    C("latex-dfrac-improper", "The answer is $\\dfrac{7}{2}$.", "3.5", "2", False, "7/2", True),
+    C("latex-thin-space-thousands", "\\boxed{12\\,500}", "12500", "500", False, "12500", True),
+    C("latex-braced-comma-thousands", "#### 12{,}500", "12500", "500", False, "12500", True),
     C("division-by-zero", "#### 1/0", "0", "0", True, "1/0", False),
     # Percentages (the sign is ignored, not converted).
     C("percent-after-hashes", "#### 25%", "25", "25", True, "25", True),
@@ -175,7 +178,8 @@ def test_where_the_graders_disagree_on_the_table():
         "chatter-after-hashes", "alternative-in-parentheses", "hashes-before-boxed", "decimal-trailing-zero",
         "leading-zero", "label-72.0", "fraction-vs-decimal-gold", "improper-fraction", "division-by-zero",
         "dollars-and-cents", "number-in-unit-text", "check-after-tag", "check-after-boxed",
-        "answer-is-then-correction", "fullwidth-digits",
+        "answer-is-then-correction", "fullwidth-digits", "latex-frac", "latex-dfrac-improper",
+        "latex-thin-space-thousands", "latex-braced-comma-thousands",
     ])
     # The four rows where the verifier (the RL reward) says correct and robust says wrong.
     assert sorted(c.id for c in TABLE if c.verifier is True and c.robust is False) == [

@@ -22,6 +22,6 @@ stage "RLVR"     ./experiment_rlvr_llama8b.sh
 stage "evaluate" ./evaluate_comparison.sh
 start=$SECONDS
 echo "=== analyze"
-report="$(python analyze_results.py)"
+report="$(python analyze_results.py --weights)"
 echo "=== analyze: $((SECONDS - start)) s"
 echo "Report: ${report##*$'\n'}"

@@ -27,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")  # never a GUI backend: the report runs on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import atomic, wandb_runs  # noqa: E402
+from . import atomic, weights, wandb_runs  # noqa: E402
 from .errors import UserError, cli  # noqa: E402
 from .stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval  # noqa: E402
 from .wandb_runs import CorruptRunFile, MissingInput  # noqa: E402
@@ -414,6 +414,7 @@ def analyze(experiment_dir: Path) -> dict[str, Any]:
         "dynamics": dynamics,
         "checkpoints": load_checkpoints(eval_dir),
         "ood": load_ood(eval_dir, models),
+        "weights": weights.load(experiment_dir),
         "reference": {"ours": load_reference(eval_dir),
                       "published": [{"model": m, "gsm8k_8shot_cot": v, "source": src} for m, v, src in PUBLISHED_ANCHORS]},
         "reproducibility": {
@@ -465,6 +466,24 @@ def plot_curves(title: str, metrics: dict[str, Any]) -> bytes:
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
     fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_weights(by_layer: dict[str, Any], arms: list[str]) -> bytes:
+    """Per layer: relative update norm, share of entries changed, and mean effective rank, one line per arm."""
+    layers = sorted(by_layer, key=int)
+    panels = (("rel_norm", "relative update norm"), ("changed_fraction", "entries changed"),
+              ("mean_effective_rank", "effective rank of the update"))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, (key, title) in zip(axes, panels):
+        for arm in arms:
+            values = [by_layer[layer]["arms"].get(arm, {}).get(key) for layer in layers]
+            ax.plot([int(layer) for layer in layers], [v if v is not None else float("nan") for v in values],
+                    marker="o", markersize=3, linewidth=1.2, label=arm)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("layer", fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
 
@@ -557,6 +576,8 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
                        [[c["arm"], str(c["step"]), str(c["examples_seen"]), _pct(c["accuracy_robust"]),
                          _pct(c["accuracy_verifier"])] for c in report["checkpoints"]]))
 
+    blocks += _weights_blocks(report.get("weights"), figures)
+
     blocks.append(("h2", "3. Learning dynamics"))
     for stage, dynamics in report["dynamics"].items():
         blocks.append(("h3", STAGE_TITLES[stage]))
@@ -576,6 +597,42 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
 
     blocks += _reproducibility_blocks(report["reproducibility"])
     return blocks, figures
+
+
+def _weights_blocks(result: dict[str, Any] | None, figures: dict[str, bytes]) -> list[tuple]:
+    """Where in the network each method learns: update size, sparsity, rank and agreement by kind of tensor."""
+    if not result:
+        return [("h3", "Where in the network each method learns"),
+                ("p", "Not computed: run `python analyze_results.py --weights`.")]
+    arms = list(result["meta"]["arms"])
+    pairs = sorted({key for group in result["by_kind"].values() for key in group["pairs"]})
+    header = ["kind", "tensors"] + [f"{arm} {m}" for arm in arms for m in ("rel. norm", "changed", "eff. rank")] \
+        + [f"cosine {p}" for p in pairs] + [f"overlap {p}" for p in pairs]
+    rows = []
+    for kind, group in [*result["by_kind"].items(), ("all", result["overall"])]:
+        row = [kind, str(group["n_tensors"])]
+        for arm in arms:
+            a = group["arms"].get(arm, {})
+            rank = a.get("mean_effective_rank")
+            row += [f"{a.get('rel_norm', float('nan')):.3g}", _pct(a.get("changed_fraction", float("nan"))),
+                    f"{rank:.1f}" if rank is not None else "-"]
+        for p in pairs:
+            row.append(f"{group['pairs'][p]['cosine']:.3f}" if p in group["pairs"] else "-")
+        for p in pairs:
+            row.append(_pct(group["pairs"][p]["overlap_coefficient"]) if p in group["pairs"] else "-")
+        rows.append(row)
+    figures["weights_by_layer.png"] = plot_weights(result["by_layer"], arms)
+    meta = result["meta"]
+    return [
+        ("h3", "Where in the network each method learns"),
+        ("p", f"Each arm's final weights against the base, tensor by tensor (weights/weight_diff.json). "
+              f"Relative norm = ||W_arm - W_base|| / ||W_base|| over the group. Changed: {meta['threshold']}. "
+              f"Eff. rank: mean over the group's matrices of the {meta['effective_rank']}. "
+              f"Cosine and overlap: {meta['pairs']}."),
+        ("table", header, rows),
+        ("figure", "weights_by_layer.png", "Per layer: relative update norm, share of entries changed, effective rank"),
+        *[("p", f"Note: {note}") for note in meta.get("notes", [])],
+    ]
 
 
 def _reproducibility_blocks(repro: dict[str, Any]) -> list[tuple]:

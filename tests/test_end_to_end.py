@@ -24,7 +24,7 @@ ENTRY_POINTS = {
     "sft": ["./experiment_sft_llama8b.sh"],
     "rlvr": ["./experiment_rlvr_llama8b.sh"],
     "eval": ["./evaluate_comparison.sh"],
-    "analyze": [sys.executable, "analyze_results.py"],
+    "analyze": [sys.executable, "analyze_results.py", "--weights"],
 }
 
 
@@ -224,3 +224,43 @@ def test_third_arm_rlvr_from_the_sft_model_is_trained_evaluated_and_reported(pip
     report = json.loads((exp / "report" / "report.json").read_text())
     pairs = {(c["a"], c["b"]) for c in report["comparisons"]}
     assert {("sft_rlvr", "sft"), ("sft_rlvr", "rlvr")} <= pairs and "sft_rlvr" in report["dynamics"]
+
+
+def test_weight_level_comparison_is_in_the_report(pipeline):
+    _, exp, _, _ = pipeline
+    report = json.loads((exp / "report" / "report.json").read_text())
+    result = report["weights"]
+    assert set(result["meta"]["arms"]) >= {"sft", "rlvr"} and "sft vs rlvr" in result["overall"]["pairs"]
+    for kind in ("attn_q", "mlp_down", "embedding"):
+        group = result["by_kind"][kind]
+        assert group["arms"]["sft"]["rel_norm"] > 0 and -1 <= group["pairs"]["sft vs rlvr"]["cosine"] <= 1
+    assert (exp / "weights" / "weight_diff.json").is_file()
+    assert "figures/weights_by_layer.png" in report["figures"]
+    assert "### Where in the network each method learns" in (exp / "report" / "report.md").read_text()
+
+
+def test_weight_measures_on_the_tiny_models_equal_a_direct_computation(pipeline):
+    """One attention matrix of the real tiny base and SFT models, recomputed here from the safetensors files."""
+    import torch
+    from safetensors.torch import load_file
+
+    _, exp, _, _ = pipeline
+    result = json.loads((exp / "weights" / "weight_diff.json").read_text())
+    name = "model.layers.1.self_attn.q_proj.weight"
+    base = load_file(str(Path(result["meta"]["base"]) / "model.safetensors"))[name].float()
+    sft = load_file(str(Path(result["meta"]["arms"]["sft"]) / "model.safetensors"))[name].float()
+    rlvr = load_file(str(Path(result["meta"]["arms"]["rlvr"]) / "model.safetensors"))[name].float()
+    entry = next(t for t in result["tensors"] if t["name"] == name)
+    assert (entry["layer"], entry["kind"]) == (1, "attn_q")
+    update = sft - base
+    assert entry["arms"]["sft"]["rel_norm"] == pytest.approx((update.norm() / base.norm()).item(), rel=1e-5)
+    exponent = torch.floor(torch.log2(base.abs().clamp_min(2.0 ** -126)))
+    changed = update.abs() >= torch.where(base == 0, torch.tensor(2.0 ** -134), 2.0 ** (exponent - 8))
+    assert entry["arms"]["sft"]["changed_fraction"] == pytest.approx(changed.float().mean().item())
+    singular = torch.linalg.svdvals(update)
+    p = singular / singular.sum()
+    assert entry["arms"]["sft"]["spectrum"]["effective_rank"] == pytest.approx(
+        torch.exp(-(p * torch.log(p)).sum()).item(), rel=1e-4)
+    other = rlvr - base
+    cosine = (update.flatten() @ other.flatten() / (update.norm() * other.norm())).item()
+    assert entry["pairs"]["sft vs rlvr"]["cosine"] == pytest.approx(cosine, rel=1e-5)

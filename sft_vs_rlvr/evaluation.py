@@ -103,14 +103,14 @@ def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: l
     skipped: list[dict[str, str]] = []
     finished = 0
     for arm in ARMS:
-        manifest = runs.read_manifest(exp_dir / arm)
-        if not (manifest and manifest["status"] == "completed" and manifest.get("final_model")):
+        folder = runs.final_model_folder(exp_dir / arm)
+        if folder is None:
             if arm in wanted and arm != "sft_rlvr":
                 log(f"eval: no finished {arm} run in {exp_dir / arm}; skipping it "
                     f"(PROFILE={settings.profile} {HOW_TO_TRAIN[arm]} trains it)")
             continue
         finished += 1
-        final = str(exp_dir / arm / manifest["final_model"])
+        final, manifest = str(folder), runs.read_manifest(exp_dir / arm)
         if arm in wanted:
             finals.append(ModelSpec(arm, final, arm=arm))
         if not settings.eval["checkpoints"] or arm not in wanted:
@@ -405,12 +405,14 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
     ood.check_names(settings.eval["ood_sets"])
     specs, skipped = models_to_evaluate(settings, exp_dir, wanted, log=log)
     engine_name = eval_engines.choose(settings.eval["engine"])
+    # Hashing an 8B model's weights reads 16 GB: once per model, shared by every stage below.
+    fingerprints = {spec.name: spec_fingerprint(spec) for spec in specs}
     out_dir = exp_dir / "eval"
     written: dict[str, Path] = {}
     index: list[dict[str, Any]] = []
     for spec in specs:
         results_path = out_dir / f"{spec.name}_results.json"
-        fingerprint = spec_fingerprint(spec)
+        fingerprint = fingerprints[spec.name]
         if not force and _is_current(results_path, spec, fingerprint, settings, log=log):
             log(f"eval: {spec.name}: already evaluated with these weights and settings ({results_path}); "
                 "skipping (--force redoes it)")
@@ -438,10 +440,11 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
                if sampled else "")
             + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
     for set_name in settings.eval["ood_sets"]:
-        index += out_of_distribution(set_name, [s for s in specs if s.step is None], settings, exp_dir,
+        index += out_of_distribution(set_name, [s for s in specs if s.step is None], fingerprints, settings, exp_dir,
                                      engine_name, force, log=log)
     if settings.eval["reference"]:
-        index += reference_protocol([s for s in specs if s.step is None], settings, exp_dir, force, log=log)
+        index += reference_protocol([s for s in specs if s.step is None], fingerprints, settings, exp_dir, force,
+                                    log=log)
     index += [{"name": s["name"], "status": "skipped", "reason": s["reason"]} for s in skipped]
     atomic.write_json(out_dir / "index.json", {"format": INDEX_FORMAT, "version": 1, "engine": engine_name,
                                                "models": index, "written_at": runs.utc_now()})
@@ -449,8 +452,9 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
     return written
 
 
-def out_of_distribution(set_name: str, specs: list[ModelSpec], settings: settings_mod.Settings, exp_dir: Path,
-                        engine_name: str, force: bool, log=print) -> list[dict[str, Any]]:
+def out_of_distribution(set_name: str, specs: list[ModelSpec], fingerprints: dict[str, str],
+                        settings: settings_mod.Settings, exp_dir: Path, engine_name: str, force: bool,
+                        log=print) -> list[dict[str, Any]]:
     """Greedy accuracy of the base and final models on one out-of-distribution set (ood.py), in eval/ood/<set>/."""
     data_dir = exp_dir / "data" / "ood"
     rows = atomic.read_jsonl(ood.prepare(set_name, settings.shared, data_dir))
@@ -458,7 +462,7 @@ def out_of_distribution(set_name: str, specs: list[ModelSpec], settings: setting
         rows = rows[: settings.eval["limit"]]
     out_dir, index = exp_dir / "eval" / "ood" / set_name, []
     for spec in specs:
-        results_path, fingerprint = out_dir / f"{spec.name}_results.json", spec_fingerprint(spec)
+        results_path, fingerprint = out_dir / f"{spec.name}_results.json", fingerprints[spec.name]
         name = f"{spec.name}@{set_name}"
         if not force and _is_current(results_path, spec, fingerprint, settings, log=log):
             index.append({"name": name, "status": "reused", "results": str(results_path.relative_to(exp_dir / "eval"))})
@@ -478,8 +482,8 @@ def out_of_distribution(set_name: str, specs: list[ModelSpec], settings: setting
     return index
 
 
-def reference_protocol(specs: list[ModelSpec], settings: settings_mod.Settings, exp_dir: Path, force: bool,
-                       log=print) -> list[dict[str, Any]]:
+def reference_protocol(specs: list[ModelSpec], fingerprints: dict[str, str], settings: settings_mod.Settings,
+                       exp_dir: Path, force: bool, log=print) -> list[dict[str, Any]]:
     """lm-eval's 8-shot gsm8k_cot on the base and each final model (reference_eval.py), reused when current."""
     from . import reference_eval
 
@@ -489,7 +493,7 @@ def reference_protocol(specs: list[ModelSpec], settings: settings_mod.Settings, 
         path = out_dir / f"{spec.name}_reference_results.json"
         old = json.loads(path.read_text()) if path.is_file() else {}
         if (not force and old.get("version") == 1 and old.get("limit") == limit
-                and old.get("model", {}).get("fingerprint") == spec_fingerprint(spec)
+                and old.get("model", {}).get("fingerprint") == fingerprints[spec.name]
                 and old.get("lm_eval_version") == reference_eval.lm_eval_version()):
             log(f"eval: {spec.name}: reference protocol already run ({path}); skipping (--force redoes it)")
             index.append({"name": f"{spec.name} (reference)", "status": "reused", "results": path.name})
@@ -499,7 +503,8 @@ def reference_protocol(specs: list[ModelSpec], settings: settings_mod.Settings, 
         results = reference_eval.run_reference(spec.path, exp_dir / "data" / "test.jsonl", out_dir, spec.name,
                                                limit=limit, batch_size=options["batch_size"],
                                                max_length=options["reference_max_length"] or None,
-                                               instruction=settings.shared["instruction"], log=log)
+                                               instruction=settings.shared["instruction"],
+                                               fingerprint=fingerprints[spec.name], log=log)
         index.append({"name": f"{spec.name} (reference)", "status": "evaluated", "results": path.name})
         metrics = results.get("metrics", {})
         log(f"eval: {spec.name}: reference " + ", ".join(f"{f} {m['exact_match']:.3f}" for f, m in metrics.items()))

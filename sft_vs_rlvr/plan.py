@@ -271,6 +271,7 @@ class Plan:
     data: DataStats
     sft: Choice
     rlvr: Choice | None
+    assumptions: dict[str, Any] = field(default_factory=dict)  # configs/plan.toml, as read by build()
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -330,7 +331,7 @@ def build(settings: settings_mod.Settings, data_dir: Path | None = None, with_da
             else DataStats(settings.shared["train_size"], 0.0, 0.0, "not counted", "-"))
     sft = choose_sft(settings, layout, shape if gpu else None, hw, assumptions)
     rlvr = choose_rlvr(settings, layout, shape, hw, assumptions) if gpu else None
-    plan = Plan(settings, layout, hw, shape, data, sft, rlvr)
+    plan = Plan(settings, layout, hw, shape, data, sft, rlvr, assumptions)
     plan.figures = {"sft": _sft_figures(plan, assumptions), "rlvr": _rlvr_figures(plan, assumptions)}
     return plan
 
@@ -449,7 +450,7 @@ def _memory_lines(title: str, choice: Choice, hw: Hardware, headroom: float) -> 
 
 
 def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
-    a = load_assumptions(plan.settings.config_dir)
+    a = plan.assumptions
     s, layout, hw = plan.settings, plan.layout, plan.hardware
     lines = [f"Plan for profile {s.profile}: {s.shared['base_model']} on {s.shared['dataset']}, seed {s.shared['seed']}"]
     if hw is not None:
@@ -527,7 +528,7 @@ def refusals(plan: Plan, stages: tuple[str, ...]) -> list[str]:
     """Why the layout cannot run on these cards (empty when it can)."""
     if plan.hardware is None:
         return []
-    a = load_assumptions(plan.settings.config_dir)
+    a = plan.assumptions
     hw, headroom, problems = plan.hardware, a["memory"]["headroom"], []
     if "sft" in stages and not plan.sft.fits:
         problems.append(f"SFT needs {_gib(sum(plan.sft.memory.values()))} per GPU even at ZeRO-3 with one sequence "

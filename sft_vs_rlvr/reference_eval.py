@@ -213,7 +213,8 @@ def _jsonable(obj: Any) -> Any:
 
 def run_reference(model_path: str, test_rows_file: Path, out_dir: Path, name: str, limit: int | None = None,
                   batch_size: int = 16, device: str | None = None, *, engine: str = "hf",
-                  max_length: int | None = None, instruction: str | None = None, log=print) -> dict[str, Any]:
+                  max_length: int | None = None, instruction: str | None = None, fingerprint: str | None = None,
+                  log=print) -> dict[str, Any]:
     """Run lm-eval's gsm8k_cot on `model_path` over the prepared test rows; write samples then results."""
     model_dir, test_rows_file, out_dir = Path(model_path), Path(test_rows_file), Path(out_dir)
     hub_id = not model_dir.exists() and model_path.count("/") == 1 and not model_path.startswith((".", "/"))
@@ -276,7 +277,7 @@ def run_reference(model_path: str, test_rows_file: Path, out_dir: Path, name: st
     yaml_path = task_yaml_path()
     results = {
         "format": RESULTS_FORMAT, "version": RESULTS_VERSION,
-        "model_name": name, "model": {"path": str(model_dir), "fingerprint": _fingerprint(str(model_dir))},
+        "model_name": name, "model": {"path": str(model_dir), "fingerprint": fingerprint or _fingerprint(str(model_dir))},
         "lm_eval_version": lm_eval_version(),
         "task": {
             "name": TASK, "version": output["versions"].get(TASK), "num_fewshot": output["n-shot"].get(TASK),

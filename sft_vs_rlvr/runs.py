@@ -105,13 +105,21 @@ def finished_model(settings: settings_mod.Settings, stage: str, dry_run: bool = 
     With dry_run and no finished stage yet: where that stage will write its model (for --dry-run output).
     """
     exp_dir = settings.output_root / experiment_id(settings)
-    manifest = read_manifest(exp_dir / stage)
-    if dry_run and not (manifest and manifest.get("final_model")):
+    folder = final_model_folder(exp_dir / stage)
+    if dry_run and folder is None:
         return exp_dir / stage / ("model" if settings.profile == "tiny" else f"output/{stage}")
-    if not manifest or manifest["status"] != "completed" or not manifest.get("final_model"):
+    if folder is None:
         raise UserError(f"INIT_FROM={stage} needs a finished {stage} run in {exp_dir / stage}; run "
                         f"PROFILE={settings.profile} ./experiment_{stage}_llama8b.sh first")
-    return exp_dir / stage / manifest["final_model"]
+    return folder
+
+
+def final_model_folder(run_dir: Path) -> Path | None:
+    """The final model of a completed stage, as its manifest records it; None while it is not finished."""
+    manifest = read_manifest(run_dir)
+    if not manifest or manifest["status"] != "completed" or not manifest.get("final_model"):
+        return None
+    return run_dir / manifest["final_model"]
 
 
 def locate(settings: settings_mod.Settings) -> Path:

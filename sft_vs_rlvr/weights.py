@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import atomic, runs, settings as settings_mod, tiny_model, weight_diff
+from . import atomic, runs, settings as settings_mod, tiny_model
 from .errors import UserError
 
-ARMS = ("sft", "rlvr", "sft_rlvr")
+ARMS = ("sft", "rlvr", "sft_rlvr")  # as evaluation.ARMS (not imported: the report reads this module without torch)
 RESULT = Path("weights") / "weight_diff.json"
 
 
@@ -27,16 +27,16 @@ def base_folder(settings: settings_mod.Settings) -> Path:
         return Path(shared["base_model"])
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(shared["base_model"], allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+    try:
+        return Path(snapshot_download(shared["base_model"], allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+    except Exception as error:  # noqa: BLE001 - no token, no network, no access: all one fix
+        raise UserError(f"cannot get the weights of {shared['base_model']} ({type(error).__name__}); run 'hf auth "
+                        "login' (gated model) or download it first and set HF_HUB_OFFLINE=1") from None
 
 
 def arm_folders(exp_dir: Path) -> dict[str, Path]:
-    found = {}
-    for arm in ARMS:
-        manifest = runs.read_manifest(exp_dir / arm)
-        if manifest and manifest["status"] == "completed" and manifest.get("final_model"):
-            found[arm] = exp_dir / arm / manifest["final_model"]
-    return found
+    folders = {arm: runs.final_model_folder(exp_dir / arm) for arm in ARMS}
+    return {arm: folder for arm, folder in folders.items() if folder is not None}
 
 
 def run(experiment_dir: str | Path, rank_sample: int | None = None) -> Path:
@@ -46,6 +46,8 @@ def run(experiment_dir: str | Path, rank_sample: int | None = None) -> Path:
     arms = arm_folders(exp_dir)
     if not arms:
         raise UserError(f"no finished arm in {exp_dir} to compare with the base; train one first")
+    from . import weight_diff  # torch: only when comparing, not when the report reads the result
+
     result = weight_diff.compare(base_folder(settings), arms, rank_sample=rank_sample)
     return atomic.write_json(exp_dir / RESULT, result)
 

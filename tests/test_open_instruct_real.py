@@ -41,8 +41,8 @@ def checkout_and_python() -> tuple[Path, Path]:
 
 def oi_environment(checkout: Path, **extra: str) -> dict[str, str]:
     """This repository and the checkout importable; litellm kept off the network at import."""
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{checkout}", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            **extra}
+    assert checkout == open_instruct.checkout_dir()
+    return {**open_instruct.environment(), **extra}
 
 
 def launcher_command(script: str, tmp_path: Path, **env: str) -> list[str]:

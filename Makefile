@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make demo   - set up .venv, run the whole experiment on the tiny CPU profile, print the report path"
-	@echo "              (FRESH=1 starts a new experiment instead of reusing finished stages)"
+	@echo "              (FRESH=1 starts a new experiment instead of reusing finished stages; SEEDS=42,43 runs"
+	@echo "              every stage per seed and writes one report across the seeds)"
 	@echo "make test   - set up .venv and run the test suite"
 	@echo "make setup  - only create or update .venv"
 	@echo "make bench  - time each demo stage, and batched against one-at-a-time evaluation (benchmarks/)"
@@ -31,7 +32,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FRESH="$(FRESH)" scripts/demo.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FRESH="$(FRESH)" SEEDS="$(SEEDS)" scripts/demo.sh
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -39,6 +40,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" benchmarks/demo_stages.sh
 	$(VENV)/bin/python benchmarks/eval_throughput.py
+	$(VENV)/bin/python benchmarks/report_full_size.py
 
 setup-gpu:
 	scripts/setup_gpu.sh

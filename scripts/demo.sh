@@ -17,11 +17,28 @@ stage() {
   echo "=== $name: $((SECONDS - start)) s"
 }
 
-stage "SFT"      ./experiment_sft_llama8b.sh ${fresh:+--fresh}
-stage "RLVR"     ./experiment_rlvr_llama8b.sh
-stage "evaluate" ./evaluate_comparison.sh
+# SEEDS=42,43 runs every stage once per seed (SEED=<n>: one experiment folder each) and writes one report
+# across the seeds (mean and spread, section 8); by default one seed, the configured one.
+seeds="${SEEDS:-}"
+unset SEEDS
+
+train_and_evaluate() {
+  stage "SFT${SEED:+ (seed $SEED)}"      ./experiment_sft_llama8b.sh ${fresh:+--fresh}
+  stage "RLVR${SEED:+ (seed $SEED)}"     ./experiment_rlvr_llama8b.sh
+  stage "evaluate${SEED:+ (seed $SEED)}" ./evaluate_comparison.sh
+}
+
+analyze_args=(--weights)
+if [ -z "$seeds" ]; then
+  train_and_evaluate
+else
+  for seed in ${seeds//,/ }; do
+    SEED="$seed" train_and_evaluate
+  done
+  analyze_args+=(--seeds "$seeds")
+fi
 start=$SECONDS
 echo "=== analyze"
-report="$(python analyze_results.py --weights)"
+report="$(python analyze_results.py "${analyze_args[@]}")"
 echo "=== analyze: $((SECONDS - start)) s"
 echo "Report: ${report##*$'\n'}"

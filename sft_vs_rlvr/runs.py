@@ -74,7 +74,9 @@ def experiment_id(settings: settings_mod.Settings, fresh: bool = False) -> str:
         return new
     pointer = _pointer(settings)
     if pointer.is_file():
-        return pointer.read_text().strip()
+        current = pointer.read_text().strip()
+        if current == default or current.startswith(f"{default}-"):  # SEED=<n> names another seed's experiment
+            return current
     return default
 
 
@@ -130,6 +132,28 @@ def locate(settings: settings_mod.Settings) -> Path:
                         f"./experiment_rlvr_llama8b.sh (PROFILE={settings.profile}) first")
     claim_experiment(settings, exp_dir)
     return exp_dir
+
+
+def seed_folders(settings: settings_mod.Settings, seeds_text: str) -> list[Path]:
+    """The experiment folder of each seed in "42,43,44": the newest of <profile>-seed<n> and its --fresh
+    variants <profile>-seed<n>-<time> (by experiment.json's created_at)."""
+    try:
+        seeds = [int(part) for part in seeds_text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {seeds_text!r} is not a comma-separated list of whole numbers, e.g. 42,43,44") from None
+    if len(seeds) < 2:
+        raise UserError(f"--seeds {seeds_text!r} names {len(seeds)} seed; give at least two, e.g. 42,43")
+    folders = []
+    for seed in seeds:
+        name = f"{settings.profile}-seed{seed}"
+        owners = [settings.output_root / name / "experiment.json", *settings.output_root.glob(f"{name}-*/experiment.json")]
+        found = sorted((json.loads(p.read_text()).get("created_at") or "", p.parent) for p in owners if p.is_file())
+        if not found:
+            raise UserError(f"no experiment for seed {seed} under {settings.output_root} ({name}): run "
+                            f"SEED={seed} ./experiment_sft_llama8b.sh, ./experiment_rlvr_llama8b.sh and "
+                            f"./evaluate_comparison.sh (PROFILE={settings.profile}), or leave seed {seed} out")
+        folders.append(found[-1][1])
+    return folders
 
 
 # ----------------------------------------------------------------------------------------------
@@ -332,7 +356,8 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
         "open_instruct_commit": os.environ.get("OPEN_INSTRUCT_COMMIT"),
         "packages": _packages(),
         "data": json.loads((exp_dir / "data" / "manifest.json").read_text()),
-        "host": {"python": platform.python_version(), "platform": platform.platform(), "gpus": _gpus()},
+        "host": {"python": platform.python_version(), "platform": platform.platform(), "gpus": _gpus(),
+                 "num_nodes": int(os.environ.get("NUM_NODES") or 1)},  # GPU-hours = gpus x nodes x wall-clock
         "started_at": utc_now(), "ended_at": None, "status": "running", "exit_status": None,
         "wandb": wandb_info, "final_model": None, "checkpoints": [], "log": "train.log",
     }

@@ -165,6 +165,10 @@ def load(profile: str, config_dir: str | os.PathLike | None = None) -> Settings:
     shared.update(
         _check_section(profiles[profile], PROFILE_KEYS, f"{config_dir / 'experiment.toml'} [profile.{profile}]")
     )
+    if os.environ.get("SEED"):  # another seed of the same experiment without editing experiment.toml
+        if not os.environ["SEED"].isdigit():
+            raise UserError(f"SEED={os.environ['SEED']!r} is not a whole number; set e.g. SEED=43, or unset it")
+        shared["seed"] = int(os.environ["SEED"])
     arms: dict[str, dict[str, Any]] = {}
     for arm, schema in ARM_KEYS.items():
         path = config_dir / f"{arm}.toml"

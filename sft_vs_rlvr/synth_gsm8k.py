@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -112,6 +113,32 @@ def generate(split: str, size: int, seed: int) -> list[Problem]:
             raise ValueError(f"cannot generate {size} distinct {split} problems; ask for fewer")
         problem = rng.choice(TEMPLATES)(rng)
         if problem.question in seen or split_of(problem.question) != split:
+            continue
+        seen.add(problem.question)
+        out.append(problem)
+    return out
+
+
+class _WideOperands(random.Random):
+    """The templates' one-digit operands (ranges ending at 9) drawn up to 999 instead: GSM-Hard's recipe
+    (larger numbers in the same problems) applied to the generated problems."""
+
+    def randint(self, a: int, b: int) -> int:
+        return super().randint(a, 999) if b == 9 else super().randint(a, b)
+
+
+def generate_hard(size: int, seed: int) -> list[Problem]:
+    """`size` distinct test-split problems with large operands, for the tiny profile's out-of-distribution set.
+
+    Every question has a number above 9 (so none can be a train question, whose operands are one digit) and
+    belongs to the test split by hash as well; answers are non-negative."""
+    rng = _WideOperands(f"synth-gsm8k-hard/{GENERATOR_VERSION}/{seed}")
+    seen: set[str] = set()
+    out: list[Problem] = []
+    while len(out) < size:
+        problem = rng.choice(TEMPLATES)(rng)
+        large = any(int(token) > 9 for token in re.findall(r"\d+", problem.question))
+        if problem.question in seen or problem.answer < 0 or not large or split_of(problem.question) != "test":
             continue
         seen.add(problem.question)
         out.append(problem)

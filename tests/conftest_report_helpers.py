@@ -8,27 +8,13 @@ the code under test.
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-
-@contextmanager
-def _offline_env(wandb_root: Path) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in ("WANDB_MODE", "WANDB_DIR", "WANDB_SILENT")}
-    os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(wandb_root), WANDB_SILENT="true")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+from sft_vs_rlvr import wandb_runs
 
 
 def write_offline_run(
@@ -44,7 +30,7 @@ def write_offline_run(
     import wandb
 
     wandb_root.mkdir(parents=True, exist_ok=True)
-    with _offline_env(wandb_root):
+    with wandb_runs.offline_environment(wandb_root):
         run = wandb.init(project=project, group=group, id=run_id, config=config or {}, dir=str(wandb_root))
         for row in rows:
             run.log(row)
@@ -99,6 +85,22 @@ def make_samples(ids: list[str], p_correct: float, rng: np.random.Generator) -> 
     return samples
 
 
+def add_sampled(samples: list[dict[str, Any]], n: int, p_correct: float, rng: np.random.Generator) -> None:
+    """Give every row n sampled completions (FORMATS.md `samples`) with varied answers and texts."""
+    words = ["so", "then", "we", "add", "multiply", "the", "total", "is", "each", "costs", "left", "gives"]
+    for row in samples:
+        row["samples"] = []
+        for _ in range(n):
+            correct = bool(rng.random() < p_correct)
+            answer = "7" if correct else str(int(rng.integers(1, 6)))
+            text = " ".join(rng.choice(words, size=int(rng.integers(3, 12)))) + f" 3 + 4 = {answer}\n#### {answer}"
+            no_answer = (not correct) and bool(rng.random() < 0.1)
+            row["samples"].append({
+                "response": text, "extracted": None if no_answer else answer, "correct": correct,
+                "verifier_extracted": answer, "verifier_correct": correct,
+                "truncated": bool(rng.random() < 0.05), "response_tokens": int(rng.integers(5, 60))})
+
+
 def results_for(name: str, samples: list[dict[str, Any]], experiment_id: str) -> dict[str, Any]:
     """A results JSON consistent with its samples, as the evaluator would write it (rounded to 4 places)."""
     n = len(samples)
@@ -120,6 +122,19 @@ def results_for(name: str, samples: list[dict[str, Any]], experiment_id: str) ->
     }
 
 
+def results_v2_for(name: str, samples: list[dict[str, Any]], experiment_id: str,
+                   checkpoint: dict[str, Any] | None = None, fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
+    """Version 2 results, with the sampled summary as the evaluator computes it (evaluation._sampled_summary)."""
+    from sft_vs_rlvr import evaluation
+
+    results = results_for(name, samples, experiment_id)
+    results.update(version=2, checkpoint=checkpoint,
+                   settings_fingerprints=fingerprints or {"shared": "abc123", "eval": "eval-fp"})
+    if samples and "samples" in samples[0]:
+        results["sampled"] = evaluation._sampled_summary(samples)
+    return results
+
+
 def write_model_eval(eval_dir: Path, name: str, samples: list[dict[str, Any]], experiment_id: str) -> Path:
     eval_dir.mkdir(parents=True, exist_ok=True)
     (eval_dir / f"{name}_samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
@@ -128,8 +143,27 @@ def write_model_eval(eval_dir: Path, name: str, samples: list[dict[str, Any]], e
     return path
 
 
-def write_manifest(stage_dir: Path, stage: str, experiment_id: str, run_id: str | None, mode: str = "offline") -> dict:
-    """A minimal stage manifest naming a W&B run."""
+def write_v2_eval(eval_dir: Path, name: str, samples: list[dict[str, Any]], experiment_id: str, **kwargs) -> Path:
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / f"{name}_samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    path = eval_dir / f"{name}_results.json"
+    path.write_text(json.dumps(results_v2_for(name, samples, experiment_id, **kwargs), indent=2))
+    return path
+
+
+SETTINGS = {
+    "profile": "tiny",
+    "shared": {"base_model": "tiny-llama-gsm", "seed": 42, "max_prompt_length": 96, "max_response_length": 64,
+               "output_root": "runs", "dataset": "synthetic-gsm8k"},
+    "sft": {"epochs": 2, "effective_batch_size": 16, "learning_rate": 0.003},
+    "rlvr": {"epochs": 1, "prompts_per_step": 8, "samples_per_prompt": 4, "beta": 0.04, "learning_rate": 0.0005},
+    "eval": {"samples": 4},
+}
+
+
+def write_manifest(stage_dir: Path, stage: str, experiment_id: str, run_id: str | None, mode: str = "offline",
+                   **extra: Any) -> dict:
+    """A minimal stage manifest naming a W&B run; extra keys (settings, host, checkpoints, ...) override."""
     manifest = {
         "format": "sft-vs-rlvr/manifest", "version": 1, "experiment_id": experiment_id, "stage": stage,
         "profile": "tiny", "settings_fingerprints": {"shared": "abc123", stage: f"{stage}-fp"},
@@ -145,6 +179,7 @@ def write_manifest(stage_dir: Path, stage: str, experiment_id: str, run_id: str 
                   "sync_command": f"wandb sync {stage_dir}/wandb" if mode == "offline" else None},
         "final_model": "model", "checkpoints": [], "log": "train.log",
     }
+    manifest.update(extra)
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
@@ -176,3 +211,65 @@ def build_experiment(root: Path, n_problems: int = 50, seed: int = 0, models: tu
         write_manifest(exp / "sft", "sft", experiment_id, "sftrun01")
         write_manifest(exp / "rlvr", "rlvr", experiment_id, "rlvrrun1")
     return {"dir": exp, "samples": samples, "logged": logged, "ids": ids}
+
+
+def build_full_experiment(root: Path, seed: int = 42, n_problems: int = 60, n_samples: int = 4,
+                          models: tuple[str, ...] = ("base", "sft", "rlvr"), rng_seed: int | None = None,
+                          p_correct: dict[str, float] | None = None, group: str | None = None) -> dict[str, Any]:
+    """An experiment with every input the report reads: v2 results with sampled completions, checkpoint
+    results, manifests with settings, GPUs and checkpoint indexes, experiment.json, and real offline W&B
+    runs (TRL keys, with the cumulative token counter)."""
+    experiment_id = f"tiny-seed{seed}"
+    exp = root / experiment_id
+    rng = np.random.default_rng(seed if rng_seed is None else rng_seed)
+    ids = [f"test-{i:04d}" for i in range(n_problems)]
+    p = p_correct or {"base": 0.2, "sft": 0.45, "rlvr": 0.6}
+    samples = {}
+    for name in models:
+        samples[name] = make_samples(ids, p[name], rng)
+        add_sampled(samples[name], n_samples, p[name] * 0.8, rng)
+        write_v2_eval(exp / "eval", name, samples[name], experiment_id)
+    checkpoints = {"sft": [(10, 160, 0.3), (20, 320, 0.4), (30, 480, 0.5)],
+                   "rlvr": [(5, 40, 0.25), (10, 80, 0.5), (15, 120, 0.55)]}
+    checkpoint_samples = {}
+    for arm, points in checkpoints.items():
+        if arm not in models:
+            continue
+        for step, examples, accuracy in points:
+            name = f"{arm}_step{step}"
+            checkpoint_samples[name] = make_samples(ids, accuracy, rng)
+            write_v2_eval(exp / "eval", name, checkpoint_samples[name], experiment_id,
+                          checkpoint={"arm": arm, "step": step, "examples_seen": examples, "kind": "hf_model"})
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["shared"]["seed"] = seed
+    data = {"format": "sft-vs-rlvr/data", "version": 1,
+            "files": {"sft_train.jsonl": {"rows": 240, "sha256": "aa"}, "rl_train.jsonl": {"rows": 240, "sha256": "bb"},
+                      "test.jsonl": {"rows": n_problems, "sha256": "feed"}}}
+    logged = {
+        "sft": [{"train/loss": 2.0 * 0.98 ** i, "train/learning_rate": 1e-4, "train/grad_norm": 1.0,
+                 "train/num_tokens": 1000.0 * (i + 1), "train/global_step": i + 1} for i in range(30)],
+        "rlvr": [{"train/reward": 0.1 + 0.02 * i, "train/reward_std": 0.3, "train/kl": 0.001 * i,
+                  "train/entropy": 1.5 - 0.01 * i, "train/completions/mean_length": 40.0 + i,
+                  "train/completions/clipped_ratio": 0.1, "train/loss": 0.01, "train/grad_norm": 0.5,
+                  "train/num_tokens": 5000.0 * (i + 1), "train/global_step": i + 1} for i in range(30)],
+    }
+    times = {"sft": ("2026-11-26T21:00:00Z", "2026-11-26T21:30:00Z"),
+             "rlvr": ("2026-11-26T22:00:00Z", "2026-11-26T23:30:00Z")}
+    for stage in ("sft", "rlvr"):
+        if stage not in models:
+            continue
+        run_id = f"{stage}run{seed}"
+        write_offline_run(exp / stage / "wandb", logged[stage], run_id=run_id, group=group or experiment_id)
+        write_manifest(exp / stage, stage, experiment_id, run_id, settings=settings, data=data,
+                       host={"python": "3.11.7", "gpus": ["NVIDIA H100 80GB HBM3, 81559 MiB"] * 4, "num_nodes": 1},
+                       started_at=times[stage][0], ended_at=times[stage][1],
+                       checkpoints=[{"step": s, "examples_seen": e, "path": f"checkpoints/checkpoint-{s}"}
+                                    for s, e, _ in checkpoints[stage]],
+                       wandb={"mode": "offline", "project": "sft-vs-rlvr-test", "group": experiment_id,
+                              "run_id": run_id, "run_name": f"{experiment_id}-{stage}", "dir": "wandb", "url": None,
+                              "sync_command": None})
+    (exp / "experiment.json").write_text(json.dumps({
+        "format": "sft-vs-rlvr/experiment", "version": 1, "experiment_id": experiment_id, "profile": "tiny",
+        "shared": settings["shared"], "shared_fingerprint": "abc123"}))
+    return {"dir": exp, "samples": samples, "checkpoint_samples": checkpoint_samples, "checkpoints": checkpoints,
+            "logged": logged, "ids": ids, "settings": settings, "times": times}

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
 from sft_vs_rlvr import atomic, wandb_runs
 
@@ -137,6 +137,42 @@ def test_report_numbers_equal_those_recomputed_from_per_sample_files(pipeline):
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
 
 
+def test_every_report_section_has_the_tiny_models_numbers(pipeline):
+    """Sections 2-7 on the real tiny runs: recomputed here from the samples, manifests and checkpoint files."""
+    from itertools import combinations
+
+    _, exp, _, _ = pipeline
+    report = json.loads((exp / "report" / "report.json").read_text())
+    md = (exp / "report" / "report.md").read_text()
+    for heading in ("1. Headline", "2. Budgets", "3. Learning dynamics", "4. Sample efficiency",
+                    "5. Solution diversity", "6. Error patterns", "7. Robustness", "8. Several seeds",
+                    "9. Reproducibility"):
+        assert f"## {heading}" in md
+    for arm in ("sft", "rlvr"):  # budgets from the manifest and the W&B token counter
+        manifest = json.loads((exp / arm / "manifest.json").read_text())
+        budget = report["budgets"][arm]
+        assert budget["tokens_source"] == "W&B train/num_tokens (last value)" and budget["tokens_trained"] > 0
+        assert budget["gpus"] == 0 and budget["gpu_hours"] is None  # a CPU run
+        points = report["efficiency"]["curves"][arm]
+        assert [p["examples"] for p in points[1:-1]] == [c["examples_seen"] for c in manifest["checkpoints"]]
+    rows = atomic.read_jsonl(exp / "eval" / "rlvr_samples.jsonl")
+    n = len(rows[0]["samples"])
+    for k in (1, 2, n):  # pass@k by brute force over every subset of the samples
+        expected = sum(sum(any(row["samples"][i]["correct"] for i in subset) for subset in combinations(range(n), k))
+                       / len(list(combinations(range(n), k))) for row in rows) / len(rows)
+        assert report["diversity"]["rlvr"]["pass_at_k"]["robust"][str(k)] == pytest.approx(expected)
+    hard = [o for o in report["ood"] if o["set"] == "synthetic-hard"]
+    assert {o["model"] for o in hard} >= {"base", "sft", "rlvr"}
+    ood_rows = atomic.read_jsonl(exp / "eval" / "ood" / "synthetic-hard" / "sft_samples.jsonl")
+    sft_hard = next(o for o in hard if o["model"] == "sft")
+    assert sft_hard["n"] == 200 and sft_hard["accuracy"] == pytest.approx(sum(r["correct"] for r in ood_rows) / 200)
+    p_ood, p_gsm = sft_hard["accuracy"], report["models"][1]["graders"]["robust"]["accuracy"]
+    half = norm.ppf(0.975) * (p_ood * (1 - p_ood) / 200 + p_gsm * (1 - p_gsm) / 200) ** 0.5
+    assert sft_hard["drop_ci95"] == pytest.approx([p_gsm - p_ood - half, p_gsm - p_ood + half], abs=1e-4)
+    categories = report["errors"]["categories"]["sft"]["counts"]
+    assert sum(categories.values()) == 200 and categories["correct"] == report["models"][1]["graders"]["robust"]["correct"]
+
+
 def test_no_secret_in_any_file_written(pipeline):
     root, _, outputs, _ = pipeline
     for path in (root / "runs").rglob("*"):
@@ -179,6 +215,12 @@ def test_evaluation_writes_sampled_metrics_checkpoints_and_an_index(pipeline):
         assert reference["n"] == 20 and reference["num_fewshot"] == 8
     report = json.loads((exp / "report" / "report.json").read_text())
     assert [r["name"] for r in report["reference"]["ours"]] == ["base", "sft", "rlvr"]
+    for ours in report["reference"]["ours"]:  # Wilson intervals of the reference protocol, from its own samples
+        samples = atomic.read_jsonl(exp / "eval" / f"{ours['name']}_reference_samples.jsonl")
+        assert len(samples) == ours["n"] == 20
+        correct = round(ours["metrics"]["strict-match"]["exact_match"] * 20)
+        low, high = binomtest(correct, 20).proportion_ci(method="wilson")
+        assert ours["ci95"]["strict-match"] == pytest.approx([low, high])
 
 
 def test_help_of_every_entry_point(pipeline):
@@ -236,7 +278,7 @@ def test_weight_level_comparison_is_in_the_report(pipeline):
         assert group["arms"]["sft"]["rel_norm"] > 0 and -1 <= group["pairs"]["sft vs rlvr"]["cosine"] <= 1
     assert (exp / "weights" / "weight_diff.json").is_file()
     assert "figures/weights_by_layer.png" in report["figures"]
-    assert "### Where in the network each method learns" in (exp / "report" / "report.md").read_text()
+    assert "## Where in the network each method learns" in (exp / "report" / "report.md").read_text()
 
 
 def test_weight_measures_on_the_tiny_models_equal_a_direct_computation(pipeline):

@@ -207,3 +207,24 @@ def test_final_model_of_a_resumed_grpo_run_is_the_newest_not_a_snapshot(tmp_path
     old = time.time() - 3600
     os.utime(tmp_path / "output" / "rlvr__42__1700000000" / "config.json", (old, old))
     assert runs.find_model_folder(tmp_path) == newest
+
+
+def test_another_seed_is_its_own_experiment_and_seed_folders_finds_each(isolated_env, monkeypatch):
+    fresh = begin(fresh=True)  # the current experiment is now tiny-seed42-<time>
+    monkeypatch.setenv("SEED", "43")
+    other = begin()
+    assert other["EXPERIMENT_ID"] == "tiny-seed43"  # not the seed-42 pointer
+    assert json.loads(runs.Path(other["EXPERIMENT_DIR"], "experiment.json").read_text())["shared"]["seed"] == 43
+    monkeypatch.delenv("SEED")
+    assert begin("rlvr")["EXPERIMENT_ID"] == fresh["EXPERIMENT_ID"]  # seed 42 still follows its pointer
+    folders = runs.seed_folders(settings.load("tiny"), "42,43")
+    assert [f.name for f in folders] == [fresh["EXPERIMENT_ID"], "tiny-seed43"]
+    with pytest.raises(UserError, match="no experiment for seed 44 .*SEED=44 ./experiment_sft_llama8b.sh"):
+        runs.seed_folders(settings.load("tiny"), "42,44")
+    with pytest.raises(UserError, match="give at least two"):
+        runs.seed_folders(settings.load("tiny"), "42")
+    with pytest.raises(UserError, match="not a comma-separated list"):
+        runs.seed_folders(settings.load("tiny"), "42,x")
+    monkeypatch.setenv("SEED", "4x")
+    with pytest.raises(UserError, match="SEED='4x' is not a whole number"):
+        settings.load("tiny")

@@ -138,7 +138,7 @@ def test_history_for_manifest_online_prefers_local_copy(tmp_path, monkeypatch):
     stage = tmp_path / "rlvr"
     offline_dir = write_offline_run(stage, [{"train/reward": 0.25, "train/global_step": 3}], run_id="online01")
     offline_dir.rename(offline_dir.with_name(offline_dir.name.removeprefix("offline-")))
-    monkeypatch.setattr(wandb_runs, "read_online_history", lambda *a: pytest.fail("API called despite local copy"))
+    monkeypatch.setattr(wandb_runs, "read_online_run", lambda *a: pytest.fail("API called despite local copy"))
     manifest = {"wandb": {"mode": "online", "run_id": "online01", "project": "p", "url": "https://wandb.ai/e/p/runs/online01"}}
     assert series(history_for_manifest(stage, manifest), "train/reward", "train/global_step") == [[3, 0.25]]
 
@@ -150,7 +150,7 @@ def test_history_for_manifest_online_falls_back_to_api(tmp_path, monkeypatch):
         calls.append((path, run_id))
         raise RuntimeError("no API key")
 
-    monkeypatch.setattr(wandb_runs, "read_online_history", fake_api)
+    monkeypatch.setattr(wandb_runs, "read_online_run", fake_api)
     manifest = {"wandb": {"mode": "online", "run_id": "r1", "project": "p", "url": "https://wandb.ai/ent/proj/runs/r1"}}
     with pytest.raises(MissingInput, match="no API key"):
         history_for_manifest(tmp_path, manifest)

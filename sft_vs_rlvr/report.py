@@ -20,7 +20,8 @@ bootstrap, matplotlib for figures, the wandb package for run files and its API f
   8 several seeds                                                           seeds.py
   9 reproducibility                                                         this module
   where in the network each method learns (--weights)                       weights.py, weight_diff.py
-Rendering (Markdown, self-contained HTML, figures): report_document.py.
+Rendering (Markdown, self-contained HTML, figures): report_document.py, report_figures.py. pandas is not
+used: every table here is a short list of rows built once, and plain dicts keep report.json's shape explicit.
 
 Command line (analyze_results.py calls main):
   python -m sft_vs_rlvr.report --experiment-dir DIR [--experiment-dir DIR2 ...] [--out DIR] [--target-accuracy X]

@@ -8,6 +8,7 @@ the code under test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,42 @@ def build_full_experiment(root: Path, seed: int = 42, n_problems: int = 60, n_sa
         "shared": settings["shared"], "shared_fingerprint": "abc123"}))
     return {"dir": exp, "samples": samples, "checkpoint_samples": checkpoint_samples, "checkpoints": checkpoints,
             "logged": logged, "ids": ids, "settings": settings, "times": times}
+
+
+def _numbers(value) -> list[float]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    return []
+
+
+def _strings(value) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) else set()
+
+
+def _markdown_cells(md: str) -> list[str]:
+    """Body cells of every Markdown table but the first column (row labels: model, comparison, metric, field)."""
+    lines = md.splitlines()
+    body = [line for i, line in enumerate(lines)
+            if line.startswith("| ") and not (i + 1 < len(lines) and lines[i + 1].startswith("|---"))]
+    return [cell.strip() for row in body for cell in row.strip().strip("|").split(" | ")[1:]]
+
+
+def assert_table_numbers_in_json(md: str, data: dict) -> None:
+    """Every number in a Markdown table cell (but the row labels) is a number of report.json, as formatted."""
+    shown = set()
+    for x in _numbers(data):
+        shown |= {str(x), f"{x:.4g}", f"{x:.3g}", f"{x:.1f}", f"{100 * x:.1f}", f"{100 * x:+.1f}"}
+    strings = _strings(data) | {"-", "null", "True", "False"}
+    cells = [c for c in _markdown_cells(md) if c not in strings]
+    assert len(cells) > 100, "table cells not parsed"
+    for cell in cells:
+        for token in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell):
+            assert token in shown, f"{token!r} (cell {cell!r}) is not a number of report.json"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from conftest_report_helpers import build_experiment, write_model_eval
+from conftest_report_helpers import assert_table_numbers_in_json, build_experiment, write_model_eval
 from sft_vs_rlvr import report
 from sft_vs_rlvr.errors import UserError
 
@@ -141,44 +141,9 @@ def test_reproducibility_section(experiment):
         assert text in md
 
 
-def _numbers(value) -> list[float]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _numbers(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in _numbers(v)]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [value]
-    return []
-
-
-def _strings(value) -> set[str]:
-    if isinstance(value, dict):
-        return set().union(*(_strings(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_strings(v) for v in value)) if value else set()
-    return {value} if isinstance(value, str) else set()
-
-
-def _markdown_cells(md: str) -> list[str]:
-    """Body cells of every Markdown table but the first column (row labels: model, comparison, metric, field)."""
-    lines = md.splitlines()
-    body = [line for i, line in enumerate(lines)
-            if line.startswith("| ") and not (i + 1 < len(lines) and lines[i + 1].startswith("|---"))]
-    return [cell.strip() for row in body for cell in row.strip().strip("|").split(" | ")[1:]]
-
-
 def test_every_number_in_markdown_tables_is_in_json(experiment):
-    data = experiment["report"]
-    shown = set()
-    for x in _numbers(data):
-        shown |= {str(x), f"{x:.4g}", f"{x:.3g}", f"{x:.1f}", f"{100 * x:.1f}", f"{100 * x:+.1f}"}
-    strings = _strings(data) | {"-", "null", "True", "False"}
     md = (experiment["dir"] / "report" / "report.md").read_text()
-    cells = [c for c in _markdown_cells(md) if c not in strings]
-    assert len(cells) > 100, "table cells not parsed"
-    for cell in cells:
-        for token in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell):
-            assert token in shown, f"{token!r} (cell {cell!r}) is not a number of report.json"
+    assert_table_numbers_in_json(md, experiment["report"])
 
 
 def test_html_is_self_contained(experiment):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from conftest_report_helpers import build_full_experiment, write_offline_run
+from conftest_report_helpers import assert_table_numbers_in_json, build_full_experiment, write_offline_run
 from sft_vs_rlvr import report
 from sft_vs_rlvr.errors import UserError
 
@@ -337,3 +337,8 @@ def test_aggregate_rules():
     assert merged["reached"] == {"per_seed": [True, False]} and merged["at"] == {"per_seed": [10, None]}
     assert merged["examples"] == {"per_seed": [[{"id": 1}], [{"id": 2}]]}  # example lists stay whole per seed
     assert merged["pts"] == {"per_seed": [[[1, 2]], [[1, 2], [2, 3]]]}  # curves of different lengths too
+
+
+def test_every_number_in_the_tables_is_in_report_json(full, three_seeds):
+    assert_table_numbers_in_json(full["md"], full["report"])
+    assert_table_numbers_in_json(three_seeds["md"], three_seeds["report"])

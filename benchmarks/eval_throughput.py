@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     shared = settings_mod.load("tiny").shared
-    model = tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=lambda _: None)
+    model = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
     rows = data_prep.build(shared)["test.jsonl"][: args.problems]
     template = prompts.template_text(shared["chat_template"])
     decoding = eval_engines.greedy(shared["max_response_length"], shared["seed"])

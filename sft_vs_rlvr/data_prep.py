@@ -58,10 +58,13 @@ def _folder_rows(folder: Path, split: str) -> list[dict[str, Any]]:
     return [gsm8k_row(f"gsm8k-{split}-{i:05d}", r["question"], r["answer"]) for i, r in enumerate(atomic.read_jsonl(path))]
 
 
-def source_rows(dataset: str, split: str, size: int, seed: int) -> list[dict[str, Any]]:
-    """Rows of one split in rlvr_gsm8k_zs format; `size` caps real data and sets generated data's size."""
+def source_rows(dataset: str, split: str, size: int) -> list[dict[str, Any]]:
+    """Rows of one split in rlvr_gsm8k_zs format; `size` caps real data and sets generated data's size.
+
+    Generated data uses a fixed seed, so every seed of an experiment trains and is tested on the same rows,
+    as with GSM8K itself: the experiment's seed governs training and sampling, not the data."""
     if dataset == "synthetic-gsm8k":
-        return list(synth_gsm8k.as_rows(synth_gsm8k.generate(split, size, seed), split))
+        return list(synth_gsm8k.as_rows(synth_gsm8k.generate(split, size, synth_gsm8k.DATA_SEED), split))
     folder = Path(dataset)
     rows = _folder_rows(folder, split) if folder.is_dir() else _hub_rows(dataset, split)
     if size > len(rows):
@@ -76,8 +79,8 @@ def _user_message(row: dict[str, Any], instruction: str) -> dict[str, str]:
 
 def build(shared: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The three prepared files' rows, from the shared settings alone."""
-    train = source_rows(shared["dataset"], "train", shared["train_size"], shared["seed"])
-    test = source_rows(shared["dataset"], "test", shared["test_size"], shared["seed"])
+    train = source_rows(shared["dataset"], "train", shared["train_size"])
+    test = source_rows(shared["dataset"], "test", shared["test_size"])
     overlap = {r["messages"][0]["content"] for r in train} & {r["messages"][0]["content"] for r in test}
     if overlap:
         raise UserError(f"{len(overlap)} test questions also appear in train; the data source is not a clean split")
@@ -137,5 +140,7 @@ def _source_description(shared: dict[str, Any]) -> dict[str, Any]:
     keys = ("dataset", "train_size", "test_size", "seed", "instruction")
     description = {k: shared[k] for k in keys}
     if shared["dataset"] == "synthetic-gsm8k":
-        description["generator_version"] = synth_gsm8k.GENERATOR_VERSION
+        description.update(seed=synth_gsm8k.DATA_SEED, generator_version=synth_gsm8k.GENERATOR_VERSION)
+    else:
+        description.pop("seed")  # GSM8K's rows do not depend on a seed
     return description

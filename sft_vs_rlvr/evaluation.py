@@ -129,7 +129,7 @@ def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: l
     base = []
     if "base" in wanted:
         shared = settings.shared
-        path = (str(tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=log))
+        path = (str(tiny_model.ensure(shared["chat_template"], shared["instruction"], log=log))
                 if shared["base_model"] == tiny_model.TINY_MODEL_NAME else shared["base_model"])
         base = [ModelSpec("base", path)]
     return base + finals + checkpoints, skipped

@@ -139,7 +139,7 @@ def _local_model_folder(settings: settings_mod.Settings) -> Path | None:
     if settings.profile == "tiny":
         from . import tiny_model
         shared = settings.shared
-        path = tiny_model.model_dir(shared["seed"], shared["chat_template"], shared["instruction"])
+        path = tiny_model.model_dir(shared["chat_template"], shared["instruction"])
         return path if (path / "config.json").is_file() else None
     path = Path(settings.shared["base_model"])
     return path if path.is_dir() else None

@@ -59,8 +59,6 @@ FLOAT_TOLERANCE = 5.01e-4
 EVAL_FIX = "run ./evaluate_comparison.sh"
 STAGE_FIX = {"sft": "run ./experiment_sft_llama8b.sh", "rlvr": "run ./experiment_rlvr_llama8b.sh",
              "sft_rlvr": "run INIT_FROM=sft ./experiment_rlvr_llama8b.sh"}
-STAGE_TITLES = {"sft": "SFT", "rlvr": "RLVR (GRPO)", "sft_rlvr": "SFT then RLVR"}
-extract_metrics = dynamics.extract_metrics  # kept here: the report's tests and older callers use it
 
 
 class InconsistentResults(UserError):

@@ -13,12 +13,11 @@ from typing import Any
 
 from . import dynamics as dynamics_mod
 from . import report_figures as fig
+from .report import MANIFEST_FIELDS
 from .seeds import is_aggregate
 
 MODEL_TITLES = {"base": "base", "sft": "SFT", "rlvr": "RLVR", "sft_rlvr": "SFT then RLVR"}
 STAGE_TITLES = {"sft": "SFT", "rlvr": "RLVR (GRPO)", "sft_rlvr": "SFT then RLVR"}
-MANIFEST_FIELDS = ("experiment_id", "profile", "status", "exit_status", "started_at", "ended_at", "repo_commit",
-                   "repo_dirty", "open_instruct_commit", "command_line")
 
 
 # ----------------------------------------------------------------------------- formatting

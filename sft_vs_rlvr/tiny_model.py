@@ -46,23 +46,28 @@ RECIPE = {
 }
 
 
-def model_dir(seed: int, chat_template: str, instruction: str) -> Path:
-    key = json.dumps({"recipe": RECIPE, "seed": seed, "template": chat_template, "instruction": instruction},
+# The base model is the same for every seed of an experiment, as Llama 3.1 8B is on the GPU path: the
+# experiment's seed (SEED) governs training and sampling, not which base the arms start from.
+BASE_SEED = 42
+
+
+def model_dir(chat_template: str, instruction: str) -> Path:
+    key = json.dumps({"recipe": RECIPE, "seed": BASE_SEED, "template": chat_template, "instruction": instruction},
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_root() / "models" / f"{TINY_MODEL_NAME}-{digest}"
 
 
-def ensure(seed: int, chat_template: str, instruction: str, log=print) -> Path:
+def ensure(chat_template: str, instruction: str, log=print) -> Path:
     """The cached tiny base model folder, built first if absent."""
-    target = model_dir(seed, chat_template, instruction)
+    target = model_dir(chat_template, instruction)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"tiny model: building {target.name} (first use; cached in {target.parent})")
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _build(scratch, seed, chat_template, instruction, log)
+        _build(scratch, BASE_SEED, chat_template, instruction, log)
         try:
             os.rename(scratch, target)
         except OSError:
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="tiny")
     args = parser.parse_args(argv)
     shared = load(args.profile).shared
-    keys = (shared["seed"], shared["chat_template"], shared["instruction"])
+    keys = (shared["chat_template"], shared["instruction"])
     if args.command == "path":
         print(model_dir(*keys))
     else:

@@ -22,7 +22,7 @@ def base_folder(settings: settings_mod.Settings) -> Path:
     """The base model as a local folder: the tiny model, a local path, or the Hub snapshot (downloaded once)."""
     shared = settings.shared
     if shared["base_model"] == tiny_model.TINY_MODEL_NAME:
-        return tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"])
+        return tiny_model.ensure(shared["chat_template"], shared["instruction"])
     if Path(shared["base_model"]).is_dir():
         return Path(shared["base_model"])
     from huggingface_hub import snapshot_download

@@ -35,7 +35,7 @@ def experiment(tmp_path, config_dir, monkeypatch):
     monkeypatch.delenv("EXPERIMENT_ID", raising=False)
     settings = settings_mod.load("tiny")
     shared = settings.shared
-    base = tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=lambda _: None)
+    base = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
     exp = tmp_path / "runs" / "tiny-seed42"
     runs.claim_experiment(settings, exp)
     data_prep.prepare(shared, exp / "data", log=lambda _: None)

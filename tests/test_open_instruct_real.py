@@ -169,7 +169,7 @@ def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(t
     every 5, offline W&B; then the same command with 12 steps resumes from step_10 (same output dir)."""
     checkout, python = checkout_and_python()
     shared = settings.load("tiny").shared
-    model = tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=lambda _: None)
+    model = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
     model_id = hf_cache.register(model, tmp_path / "hub")
     data = tmp_path / "sft_train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in data_prep.build(shared)["sft_train.jsonl"]))

@@ -39,7 +39,7 @@ OFFLINE_RUNNER = (
 @pytest.fixture(scope="module")
 def tiny():
     shared = settings_mod.load("tiny").shared
-    model = tiny_model.ensure(shared["seed"], shared["chat_template"], shared["instruction"], log=lambda _: None)
+    model = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
     return shared, model
 
 

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from conftest_report_helpers import assert_table_numbers_in_json, build_experiment, write_model_eval
-from sft_vs_rlvr import report
+from sft_vs_rlvr import dynamics, report
 from sft_vs_rlvr.errors import UserError
 
 MODELS = ("base", "sft", "rlvr")
@@ -261,13 +261,13 @@ def test_extra_models_follow_the_main_three(tmp_path):
 
 def test_open_instruct_metric_aliases():
     finetune = [{"train_loss": 2.0 - 0.1 * i, "learning_rate": 1e-5, "_step": i + 1} for i in range(5)]
-    metrics = report.extract_metrics("sft", finetune)
+    metrics = dynamics.extract_metrics("sft", finetune)
     assert metrics["loss"]["key"] == "train_loss" and metrics["loss"]["step_key"] == "_step"
     assert metrics["loss"]["points"] == [[i + 1, 2.0 - 0.1 * i] for i in range(5)]
     assert set(metrics) == {"loss", "learning_rate"}
     grpo = [{"objective/verifiable_reward": 0.1 * i, "objective/kl0_avg": 0.01 * i, "loss/policy_avg": -0.1,
              "val/sequence_lengths": 200 + i, "training_step": i, "_step": 100 + i} for i in range(4)]
-    metrics = report.extract_metrics("rlvr", grpo)
+    metrics = dynamics.extract_metrics("rlvr", grpo)
     assert {m: c["key"] for m, c in metrics.items()} == {
         "reward": "objective/verifiable_reward", "kl": "objective/kl0_avg", "loss": "loss/policy_avg",
         "response_length": "val/sequence_lengths"}
@@ -277,7 +277,7 @@ def test_open_instruct_metric_aliases():
 def test_first_alias_with_data_wins():
     history = [{"train/loss": float("nan"), "train_loss": 3.0, "_step": 7},
                {"train_loss": 2.0, "_step": 8, "learning_rate": 1e-5, "lr": 5.0}]
-    metrics = report.extract_metrics("sft", history)
+    metrics = dynamics.extract_metrics("sft", history)
     assert (metrics["loss"]["key"], metrics["loss"]["points"]) == ("train_loss", [[7, 3.0], [8, 2.0]])
     assert (metrics["learning_rate"]["key"], metrics["learning_rate"]["points"]) == ("learning_rate", [[8, 1e-5]])
 

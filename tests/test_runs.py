@@ -215,6 +215,8 @@ def test_another_seed_is_its_own_experiment_and_seed_folders_finds_each(isolated
     other = begin()
     assert other["EXPERIMENT_ID"] == "tiny-seed43"  # not the seed-42 pointer
     assert json.loads(runs.Path(other["EXPERIMENT_DIR"], "experiment.json").read_text())["shared"]["seed"] == 43
+    data = [json.loads(runs.Path(v["EXPERIMENT_DIR"], "data", "manifest.json").read_text()) for v in (fresh, other)]
+    assert data[0]["fingerprint"] == data[1]["fingerprint"]  # every seed trains and tests on the same rows
     monkeypatch.delenv("SEED")
     assert begin("rlvr")["EXPERIMENT_ID"] == fresh["EXPERIMENT_ID"]  # seed 42 still follows its pointer
     folders = runs.seed_folders(settings.load("tiny"), "42,43")

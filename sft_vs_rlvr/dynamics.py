@@ -90,10 +90,8 @@ def examples_per_step(manifest: dict[str, Any], stage: str) -> tuple[float | Non
     return (float(value), "settings") if value else (None, "unknown")
 
 
-def check_identity(run: wandb_runs.OfflineRun | None, info: dict[str, Any], where: str, manifest_file: str) -> None:
+def check_identity(run: wandb_runs.OfflineRun, info: dict[str, Any], where: str, manifest_file: str) -> None:
     """Refuse a W&B run of another experiment: its project, group or id must be the manifest's."""
-    if run is None:
-        return
     expected = {"project": info.get("project"), "group": info.get("group"), "run_id": info.get("run_id")}
     found = {"project": run.project, "group": run.group, "run_id": run.run_id}
     wrong = [f"{key} {found[key]!r} (manifest: {value!r})" for key, value in expected.items()
@@ -103,18 +101,14 @@ def check_identity(run: wandb_runs.OfflineRun | None, info: dict[str, Any], wher
                         "this experiment's run: remove the stray run folder or rerun the stage")
 
 
-def load_stage(experiment_dir: Path, stage: str, read_manifest, stage_fix: str) -> tuple[dict | None, dict]:
-    """(manifest or None, dynamics) for one training stage; dynamics holds "missing" when absent."""
-    path = experiment_dir / stage / "manifest.json"
-    if not path.exists():
-        return None, {"missing": f"no {stage}/manifest.json: {stage_fix}"}
-    manifest = read_manifest(path)
+def stage_dynamics(experiment_dir: Path, stage: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The curves of one training stage from the W&B run its manifest names; holds "missing" when absent."""
     info = manifest.get("wandb") or {}
     source = {key: info.get(key) for key in ("mode", "project", "group", "run_id", "url")}
     try:
-        run, where = wandb_runs.run_for_manifest(path.parent, manifest)
+        run, where = wandb_runs.run_for_manifest(experiment_dir / stage, manifest)
     except (MissingInput, CorruptRunFile) as error:
-        return manifest, {"source": source, "missing": f"no W&B history for {stage}: {error}"}
+        return {"source": source, "missing": f"no W&B history for {stage}: {error}"}
     shown = str(Path(where).relative_to(experiment_dir)) if Path(where).is_relative_to(experiment_dir) else where
     check_identity(run, info, shown, f"{stage}/manifest.json")
     source["run_file"] = shown
@@ -122,7 +116,7 @@ def load_stage(experiment_dir: Path, stage: str, read_manifest, stage_fix: str) 
     per_step, per_step_source = examples_per_step(manifest, stage)
     if not metrics:
         wanted = sorted({key for metric in STAGE_METRICS[stage] for key in METRIC_ALIASES[metric]})
-        return manifest, {"source": source, "missing": f"the {stage} W&B run has none of {', '.join(wanted)}"}
-    return manifest, {"source": source, "metrics": metrics, "examples_per_step": per_step,
+        return {"source": source, "missing": f"the {stage} W&B run has none of {', '.join(wanted)}"}
+    return {"source": source, "metrics": metrics, "examples_per_step": per_step,
                       "examples_per_step_source": per_step_source,
                       "examples_unit": "sequences" if stage == "sft" else "prompts"}

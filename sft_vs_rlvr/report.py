@@ -32,10 +32,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from . import atomic, budgets, diversity, dynamics, efficiency, error_patterns, plan, seeds, weights
+from . import settings as settings_mod
 from .errors import UserError, cli
 from .stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval
 from .wandb_runs import MissingInput
@@ -156,15 +158,15 @@ def check_results(results: dict[str, Any], summary: dict[str, Any], results_path
         )
 
 
-def _results_files(eval_dir: Path) -> list[Path]:
-    """eval/<model>_results.json, not the reference protocol's <model>_reference_results.json."""
-    return sorted(p for p in eval_dir.glob("*_results.json") if not p.name.endswith("_reference_results.json"))
+def read_results(eval_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every eval/<model>_results.json (not the reference protocol's <model>_reference_results.json), read once."""
+    paths = sorted(p for p in eval_dir.glob("*_results.json") if not p.name.endswith("_reference_results.json"))
+    return [(path, _read_json(path, RESULTS_FORMAT)) for path in paths]
 
 
-def _load_evaluated(eval_dir: Path, path: Path, fingerprints: dict[str, Any]) -> dict[str, Any]:
+def _load_evaluated(path: Path, results: dict[str, Any], fingerprints: dict[str, Any]) -> dict[str, Any]:
     """One results file with its per-sample rows, checked against each other and against the experiment's
     settings version; returns {"results", "rows", "summary", "samples_path"}."""
-    results = _read_json(path, RESULTS_FORMAT)
     name = results.get("model_name")
     if name is None or path.name != f"{name}_results.json":
         raise InconsistentResults(f"{path} says model_name {name!r}, expected {path.name[:-len('_results.json')]!r}: "
@@ -192,14 +194,13 @@ def _check_settings_version(path: Path, results: dict[str, Any], fingerprints: d
                             f"{EVAL_FIX} (it redoes results whose settings changed)")
 
 
-def load_models(eval_dir: Path, fingerprints: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Every final model's eval/<model>_results.json, checked against its samples file, keyed by model name."""
-    fingerprints = {} if fingerprints is None else fingerprints
+def load_models(evaluated: list[tuple[Path, dict[str, Any]]], fingerprints: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every final model's results (read_results), checked against its samples file, keyed by model name."""
     models = {}
-    for path in _results_files(eval_dir):
-        if _read_json(path, RESULTS_FORMAT).get("checkpoint"):
+    for path, results in evaluated:
+        if results.get("checkpoint"):
             continue  # intermediate checkpoints: load_checkpoints
-        loaded = _load_evaluated(eval_dir, path, fingerprints)
+        loaded = _load_evaluated(path, results, fingerprints)
         results, rows, name = loaded["results"], loaded["rows"], loaded["results"]["model_name"]
         models[name] = {
             "name": name,
@@ -217,14 +218,13 @@ def load_models(eval_dir: Path, fingerprints: dict[str, Any] | None = None) -> d
     return models
 
 
-def load_checkpoints(eval_dir: Path, fingerprints: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def load_checkpoints(evaluated: list[tuple[Path, dict[str, Any]]], fingerprints: dict[str, Any]) -> list[dict[str, Any]]:
     """Accuracy of every evaluated intermediate checkpoint, recomputed from its samples, by arm and step."""
-    fingerprints = {} if fingerprints is None else fingerprints
     points = []
-    for path in _results_files(eval_dir):
-        if not _read_json(path, RESULTS_FORMAT).get("checkpoint"):
+    for path, results in evaluated:
+        if not results.get("checkpoint"):
             continue
-        loaded = _load_evaluated(eval_dir, path, fingerprints)
+        loaded = _load_evaluated(path, results, fingerprints)
         results, summary = loaded["results"], loaded["summary"]
         points.append({"name": results["model_name"], **results["checkpoint"], "results_file": f"eval/{path.name}",
                        "n": summary["n"],
@@ -239,7 +239,7 @@ def load_ood(eval_dir: Path, models: dict[str, dict[str, Any]]) -> list[dict[str
     so no pairing)."""
     rows = []
     for path in sorted((eval_dir / "ood").glob("*/*_results.json")):
-        loaded = _load_evaluated(path.parent, path, {})
+        loaded = _load_evaluated(path, _read_json(path, RESULTS_FORMAT), {})
         results, summary = loaded["results"], loaded["summary"]
         name, grader = results["model_name"], results["headline_grader"]
         accuracy, n = summary["graders"][grader]["accuracy"], summary["n"]
@@ -441,7 +441,8 @@ def analyze(experiment_dir: Path, target_accuracy: float | None = None) -> dict[
         shared = _read_json(owner, "sft-vs-rlvr/experiment").get("shared_fingerprint")
         if shared:
             fingerprints["shared"] = (shared, "experiment.json")
-    models = load_models(eval_dir, fingerprints)
+    evaluated = read_results(eval_dir)
+    models = load_models(evaluated, fingerprints)
     if not models:
         raise UserError(f"no evaluation results (eval/*_results.json) in {experiment_dir}: {EVAL_FIX} first")
     missing = [f"no eval/{name}_results.json: {EVAL_FIX}" for name in MODEL_ORDER
@@ -460,17 +461,19 @@ def analyze(experiment_dir: Path, target_accuracy: float | None = None) -> dict[
             except MissingInput as error:
                 missing.append(f"{a} - {b} comparison: {error}")
                 break
-    checkpoints = load_checkpoints(eval_dir, fingerprints)
+    checkpoints = load_checkpoints(evaluated, fingerprints)
     dynamics_by_stage, manifests = {}, {}
     stages = ("sft", "rlvr", "sft_rlvr") if (experiment_dir / "sft_rlvr").is_dir() else ("sft", "rlvr")
     for stage in stages:
-        manifest, dynamics_by_stage[stage] = dynamics.load_stage(
-            experiment_dir, stage, lambda path: _read_json(path, MANIFEST_FORMAT), STAGE_FIX[stage])
-        if manifest is not None:
-            manifests[stage] = manifest
+        path = experiment_dir / stage / "manifest.json"
+        if not path.exists():
+            dynamics_by_stage[stage] = {"missing": f"no {stage}/manifest.json: {STAGE_FIX[stage]}"}
+        else:
+            manifests[stage] = _read_json(path, MANIFEST_FORMAT)
+            dynamics_by_stage[stage] = dynamics.stage_dynamics(experiment_dir, stage, manifests[stage])
         if "missing" in dynamics_by_stage[stage]:
             missing.append(dynamics_by_stage[stage]["missing"])
-    assumptions = plan.load_assumptions(Path(__file__).resolve().parent.parent / "configs")
+    assumptions = plan.load_assumptions(Path(os.environ.get("CONFIG_DIR") or settings_mod.DEFAULT_CONFIG_DIR))
     grader = "robust"
     finals = {name: m["graders"][grader]["accuracy"] for name, m in models.items()}
     arm_budgets = budgets.with_gains(

@@ -19,7 +19,7 @@ the report goes to <output_root>/report-seeds-<s1>-<s2>-.../ unless --out says o
 e.g. 0.5); by default the midpoint between the base model and the best final arm.
 
 --weights first compares the weights of every finished arm with the base model, tensor by tensor
-(sft_vs_rlvr/weight_diff.py: relative update norms, update sparsity and overlap, effective rank, cosine
+(sft_vs_rlvr/weights/diff.py: relative update norms, update sparsity and overlap, effective rank, cosine
 between the arms' updates), writes <experiment>/weights/weight_diff.json, and the report gains that
 section. Streams one tensor at a time (well under 4 GB for an 8B model); on CPU an 8B comparison of
 all spectra takes hours: --rank-sample 8 decomposes every 8th layer only.
@@ -32,8 +32,10 @@ import argparse
 import os
 import sys
 
-from sft_vs_rlvr import report, runs, settings, weights
+from sft_vs_rlvr import runs, settings
 from sft_vs_rlvr.errors import cli
+from sft_vs_rlvr.report import analysis as report
+from sft_vs_rlvr.weights import compare_arms as weights
 
 
 @cli

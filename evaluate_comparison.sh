@@ -46,6 +46,6 @@ done
 
 check_python
 PROFILE="${PROFILE:-llama8b}"
-if [[ -n "${PLAN:-}" ]]; then exec python -m sft_vs_rlvr.plan show --profile "$PROFILE" --stage eval; fi
+if [[ -n "${PLAN:-}" ]]; then exec python -m sft_vs_rlvr.launch.plan show --profile "$PROFILE" --stage eval; fi
 load_exports python -m sft_vs_rlvr.runs locate --profile "$PROFILE"
-python -m sft_vs_rlvr.evaluation --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"
+python -m sft_vs_rlvr.evaluate.driver --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"

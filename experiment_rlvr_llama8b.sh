@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# RLVR arm (GRPO with a verifiable reward) of the SFT-vs-RLVR experiment.
+# RLVR arm (GRPO with a verifiable reward) of the SFT-vs-RLVR experiment: Llama 3.1 8B on the GSM8K training
+# questions through open-instruct's grpo_fast.py (Ray + vLLM + DeepSpeed), on a GPU box. Reward: open-instruct's
+# GSM8K verifier (last number == gold), no format gate. PROFILE=tiny runs the same experiment in miniature on a
+# CPU (TRL's GRPOTrainer, scripts/tiny/rlvr_trl.sh); it branches off early, so the rest of this file is the
+# llama8b recipe.
 #
-# PROFILE=llama8b (default): Llama 3.1 8B on GSM8K through open-instruct's grpo_fast.py
-#                            (Ray + vLLM + DeepSpeed), on a GPU box.
-# PROFILE=tiny:              the same experiment in miniature on a CPU (TRL's GRPOTrainer).
-#
-# Reward: open-instruct's GSM8K verifier (last number == gold), no format gate. Shared settings
-# come from configs/experiment.toml, the GRPO hyperparameters from configs/rlvr.toml.
+# Where each variable comes from (each exporter prints `export NAME=value` lines, see load_exports):
+#   python -m sft_vs_rlvr.settings export       SEED, BASE_MODEL, CHAT_TEMPLATE, MAX_PROMPT_LENGTH,
+#                                               MAX_RESPONSE_LENGTH, WANDB_PROJECT, ..., RLVR_* (configs/rlvr.toml)
+#   python -m sft_vs_rlvr.launch.plan export    NUM_GPUS, NUM_NODES, RLVR_LEARNERS_PER_NODE, RLVR_VLLM_ENGINES,
+#                                               RLVR_TOTAL_EPISODES, RLVR_SAVE_EVERY, RLVR_EVAL_EVERY,
+#                                               RLVR_DEEPSPEED_STAGE (configs/layouts.toml + the memory plan)
+#   python -m sft_vs_rlvr.runs begin            EXPERIMENT_ID, EXPERIMENT_DIR, RUN_DIR, DATA_DIR, STAGE_STATUS
+#   python -m sft_vs_rlvr.runs init-model       INIT_MODEL (INIT_FROM=sft: the SFT arm's final model folder)
+#   python -m sft_vs_rlvr.launch.open_instruct export   OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_BIN, OPEN_INSTRUCT_COMMIT
+#   python -m sft_vs_rlvr.tracking export       WANDB_MODE, WANDB_ENTITY
+# The user sets PROFILE, INIT_FROM, NUM_GPUS, NUM_NODES, SEED, ... (see --help).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/launcher_common.sh
@@ -20,7 +29,7 @@ A finished run is not redone; an interrupted one is resumed (llama8b) or kept as
 
 Options:
   --fresh     start a new experiment id (the old run folders are left alone)
-  --dry-run   print the exact command, one line, shell-quoted, and exit; writes nothing
+  --dry-run   print the exact command, one flag per line (paste it into a shell), and exit; writes nothing
   --plan      print the budget (steps, tokens, samples, checkpoints, disk, memory, time, cost) and exit
   --help      this text
 
@@ -31,6 +40,7 @@ Environment:
   EXPERIMENT_ID   run into <output_root>/<EXPERIMENT_ID> instead of the current experiment
   OUTPUT_ROOT     overrides output_root of configs/experiment.toml
   FRESH=1         same as --fresh
+  SEED            another seed of the same experiment (its own experiment folder, <profile>-seed<SEED>)
   CONFIG_DIR      read settings from this folder instead of configs/
   WANDB_MODE      online / offline / disabled (default: online when logged in; tiny: offline)
   WANDB_ENTITY    W&B entity (llama8b; offline runs get a placeholder)
@@ -42,7 +52,7 @@ Environment:
 
 Reads:  configs/experiment.toml, configs/rlvr.toml, configs/layouts.toml, configs/plan.toml
 Writes: <output_root>/<experiment id>/experiment.json, data/ (prepared once), rlvr/ or sft_rlvr/
-        (manifest.json, train.log, model or output/, checkpoints, wandb/)
+        (manifest.json, command.sh, train.log, model or output/, checkpoints, wandb/)
 USAGE
 }
 
@@ -55,127 +65,101 @@ case "${INIT_FROM:-base}" in
   *) die "INIT_FROM='${INIT_FROM}' is not a starting point; use INIT_FROM=base (default) or INIT_FROM=sft" ;;
 esac
 load_exports python -m sft_vs_rlvr.settings export --profile "$PROFILE"
-load_exports python -m sft_vs_rlvr.plan export --profile "$PROFILE"     # layout, ZeRO stage; refuses what cannot fit
-if [[ -n "$PLAN" ]]; then exec python -m sft_vs_rlvr.plan show --profile "$PROFILE" --stage rlvr; fi
+load_exports python -m sft_vs_rlvr.launch.plan export --profile "$PROFILE"     # layout, ZeRO stage; refuses what cannot fit
+if [[ -n "$PLAN" ]]; then exec python -m sft_vs_rlvr.launch.plan show --profile "$PROFILE" --stage rlvr; fi
 # Preflight before anything is written: GPUs, open-instruct, Hub token, disk, W&B, Ray's CPUs.
-[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.preflight environment "$STAGE" --profile "$PROFILE"
+[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.launch.preflight environment "$STAGE" --profile "$PROFILE"
 load_exports python -m sft_vs_rlvr.runs begin "$STAGE" --profile "$PROFILE" ${FRESH:+--fresh} ${DRY_RUN:+--dry-run}
 if [[ "$STAGE_STATUS" == completed ]]; then
-  echo "$STAGE: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)"
+  echo "$STAGE: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)" >&2
   exit 0
 fi
+export STAGE
 # The model GRPO starts from: the base model, or (INIT_FROM=sft) the SFT arm's final model folder.
 if [[ "$STAGE" == sft_rlvr ]]; then
   load_exports python -m sft_vs_rlvr.runs init-model --from sft --profile "$PROFILE" ${DRY_RUN:+--dry-run}
-elif [[ "$PROFILE" == tiny && -n "$DRY_RUN" ]]; then
-  INIT_MODEL="$(python -m sft_vs_rlvr.tiny_model path)"
-elif [[ "$PROFILE" == tiny ]]; then
-  INIT_MODEL="$(python -m sft_vs_rlvr.tiny_model ensure)"
 else
-  INIT_MODEL="$BASE_MODEL"
+  export INIT_MODEL="$BASE_MODEL"
 fi
+# The tiny profile on a CPU: TRL's GRPOTrainer runs from its own script and exits.
+if [[ "$PROFILE" == tiny ]]; then exec scripts/tiny/rlvr_trl.sh; fi
+
+load_exports python -m sft_vs_rlvr.launch.open_instruct export   # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
+load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE"   # WANDB_MODE, WANDB_ENTITY
 # open-instruct would add a "<pad>" token past Llama 3.1's embedding matrix, which grpo_fast never resizes;
-# both arms use the base tokenizer with its own reserved pad token instead (sft_vs_rlvr/tokenizer_prep.py).
+# both arms use the base tokenizer with its own reserved pad token instead (sft_vs_rlvr/launch/tokenizer_prep.py).
 TOKENIZER="$DATA_DIR/tokenizer"
-[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] \
-  || python -m sft_vs_rlvr.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
+[[ -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
 
-case "$PROFILE" in
-  tiny)
-    cmd=(python -m sft_vs_rlvr.tiny_train rlvr
-      --model "$INIT_MODEL"
-      --train-file "$DATA_DIR/rl_train.jsonl"
-      --output-dir "$RUN_DIR"
-      --seed "$SEED"
-      --learning-rate "$RLVR_LEARNING_RATE"
-      --epochs "$RLVR_EPOCHS"
-      --prompts-per-step "$RLVR_PROMPTS_PER_STEP"
-      --samples-per-prompt "$RLVR_SAMPLES_PER_PROMPT"
-      --max-response-length "$MAX_RESPONSE_LENGTH"
-      --beta "$RLVR_BETA"
-      --temperature "$RLVR_TEMPERATURE"
-      --checkpoints "$RLVR_CHECKPOINTS")
-    ;;
-  llama8b)
-    load_exports python -m sft_vs_rlvr.open_instruct export               # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
-    load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE" # WANDB_MODE, WANDB_ENTITY
-    # Several nodes: start Ray first (head: ray start --head; workers: ray start --address MAIN_ADDR:6379),
-    # then run this launcher on the head node only; grpo_fast attaches to the running cluster.
-    # shellcheck disable=SC2206  # one learner count per node, on purpose split into words
-    learners=($RLVR_LEARNERS_PER_NODE)
-    # Knobs whose defaults moved between open-instruct versions are all set here (defaults at v0.3.0
-    # in brackets):
-    #   --async_steps 1                 [8]     generation runs at most one step ahead, so rollouts come
-    #                                           from the policy of the previous step (near on-policy GRPO)
-    #   --advantage_normalization_type standard [centered]  (r - mean) / std per group: GRPO as published
-    #   --clip_lower/--clip_higher 0.2  [0.2 / 0.272]  symmetric PPO clip as in GRPO and SimpleRL-Zoo
-    #   --use_rho_correction true       [true]  reweights by learner/vLLM log-prob ratio (kernel mismatch)
-    #   --kl_estimator 2                [2]     the k3 estimator, open-instruct's and the fork's choice
-    #   --temperature                   [0.7]   configs/rlvr.toml (1.0); in-loop eval samples at it too
-    #   --keep_last_n_checkpoints 1     [3]     only the latest training state is needed to resume; each is
-    #                                           ~120 GiB for 8B (HF snapshots for the curves are never pruned)
-    # Reward: the GSM8K verifier alone (10 for a correct last number: v0.3.0's verification_reward is
-    # rescaled to 1.0), no format gate (SimpleRL-Zoo saw Llama 3.1 8B collapse under one), no penalty
-    # for truncation. In-loop evaluation: 256 rows of test.jsonl (a local file must say split train).
-    cmd=("$OPEN_INSTRUCT_BIN/python" "$OPEN_INSTRUCT_DIR/open_instruct/grpo_fast.py"
-      --exp_name "$STAGE"
-      --output_dir "$RUN_DIR/output"
-      --dataset_local_cache_dir "$RUN_DIR/dataset_cache"
-      --model_name_or_path "$INIT_MODEL"
-      --tokenizer_name_or_path "$TOKENIZER"
-      --chat_template_name "$CHAT_TEMPLATE"
-      --dataset_mixer_list "$DATA_DIR/rl_train.jsonl" 1.0
-      --dataset_mixer_list_splits train
-      --dataset_mixer_eval_list "$DATA_DIR/test.jsonl" 256
-      --dataset_mixer_eval_list_splits train
-      --max_prompt_token_length "$MAX_PROMPT_LENGTH"
-      --response_length "$MAX_RESPONSE_LENGTH"
-      --pack_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
-      --num_unique_prompts_rollout "$RLVR_PROMPTS_PER_STEP"
-      --num_samples_per_prompt_rollout "$RLVR_SAMPLES_PER_PROMPT"
-      --total_episodes "$RLVR_TOTAL_EPISODES"
-      --num_epochs 1
-      --num_mini_batches 1
-      --learning_rate "$RLVR_LEARNING_RATE"
-      --lr_scheduler_type constant
-      --beta "$RLVR_BETA"
-      --kl_estimator 2
-      --temperature "$RLVR_TEMPERATURE"
-      --apply_verifiable_reward true
-      --verification_reward 1.0
-      --apply_r1_style_format_reward false
-      --non_stop_penalty false
-      --async_steps 1
-      --advantage_normalization_type standard
-      --clip_lower 0.2
-      --clip_higher 0.2
-      --use_rho_correction true
-      --local_eval_every "$RLVR_EVAL_EVERY"
-      --eval_pass_at_k 1
-      --save_freq "$RLVR_SAVE_EVERY"
-      --checkpoint_state_freq "$RLVR_SAVE_EVERY"
-      --checkpoint_state_dir "$RUN_DIR/state"
-      --keep_last_n_checkpoints 1
-      --num_learners_per_node "${learners[@]}"
-      --vllm_num_engines "$RLVR_VLLM_ENGINES"
-      --vllm_tensor_parallel_size 1
-      --deepspeed_stage "$RLVR_DEEPSPEED_STAGE"
-      --deepspeed_zpg 1
-      --seed "$SEED"
-      --with_tracking
-      --wandb_project "$WANDB_PROJECT"
-      ${WANDB_ENTITY:+--wandb_entity "$WANDB_ENTITY"}
-      --push_to_hub false)
-    ;;
-  *)
-    die "profile '$PROFILE' has no RLVR command in this launcher; use PROFILE=llama8b or PROFILE=tiny"
-    ;;
-esac
+# Several nodes: start Ray first (head: ray start --head; workers: ray start --address MAIN_ADDR:6379),
+# then run this launcher on the head node only; grpo_fast attaches to the running cluster.
+# shellcheck disable=SC2206  # one learner count per node, on purpose split into words
+learners=($RLVR_LEARNERS_PER_NODE)
+# Knobs whose defaults moved between open-instruct versions are all set here (defaults at v0.3.0
+# in brackets):
+#   --async_steps 1                 [8]     generation runs at most one step ahead, so rollouts come
+#                                           from the policy of the previous step (near on-policy GRPO)
+#   --advantage_normalization_type standard [centered]  (r - mean) / std per group: GRPO as published
+#   --clip_lower/--clip_higher 0.2  [0.2 / 0.272]  symmetric PPO clip as in GRPO and SimpleRL-Zoo
+#   --use_rho_correction true       [true]  reweights by learner/vLLM log-prob ratio (kernel mismatch)
+#   --kl_estimator 2                [2]     the k3 estimator, open-instruct's and the fork's choice
+#   --temperature                   [0.7]   configs/rlvr.toml (1.0); in-loop eval samples at it too
+#   --keep_last_n_checkpoints 1     [3]     only the latest training state is needed to resume; each is
+#                                           ~120 GiB for 8B (HF snapshots for the curves are never pruned)
+# Reward: the GSM8K verifier alone (10 for a correct last number: v0.3.0's verification_reward is
+# rescaled to 1.0), no format gate (SimpleRL-Zoo saw Llama 3.1 8B collapse under one), no penalty
+# for truncation. In-loop evaluation: 256 rows of test.jsonl (a local file must say split train).
+cmd=("$OPEN_INSTRUCT_BIN/python" "$OPEN_INSTRUCT_DIR/open_instruct/grpo_fast.py"
+  --exp_name "$STAGE"
+  --output_dir "$RUN_DIR/output"
+  --dataset_local_cache_dir "$RUN_DIR/dataset_cache"
+  --model_name_or_path "$INIT_MODEL"
+  --tokenizer_name_or_path "$TOKENIZER"
+  --chat_template_name "$CHAT_TEMPLATE"
+  --dataset_mixer_list "$DATA_DIR/rl_train.jsonl" 1.0
+  --dataset_mixer_list_splits train
+  --dataset_mixer_eval_list "$DATA_DIR/test.jsonl" 256
+  --dataset_mixer_eval_list_splits train
+  --max_prompt_token_length "$MAX_PROMPT_LENGTH"
+  --response_length "$MAX_RESPONSE_LENGTH"
+  --pack_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
+  --num_unique_prompts_rollout "$RLVR_PROMPTS_PER_STEP"
+  --num_samples_per_prompt_rollout "$RLVR_SAMPLES_PER_PROMPT"
+  --total_episodes "$RLVR_TOTAL_EPISODES"
+  --num_epochs 1
+  --num_mini_batches 1
+  --learning_rate "$RLVR_LEARNING_RATE"
+  --lr_scheduler_type constant
+  --beta "$RLVR_BETA"
+  --kl_estimator 2
+  --temperature "$RLVR_TEMPERATURE"
+  --apply_verifiable_reward true
+  --verification_reward 1.0
+  --apply_r1_style_format_reward false
+  --non_stop_penalty false
+  --async_steps 1
+  --advantage_normalization_type standard
+  --clip_lower 0.2
+  --clip_higher 0.2
+  --use_rho_correction true
+  --local_eval_every "$RLVR_EVAL_EVERY"
+  --eval_pass_at_k 1
+  --save_freq "$RLVR_SAVE_EVERY"
+  --checkpoint_state_freq "$RLVR_SAVE_EVERY"
+  --checkpoint_state_dir "$RUN_DIR/state"
+  --keep_last_n_checkpoints 1
+  --num_learners_per_node "${learners[@]}"
+  --vllm_num_engines "$RLVR_VLLM_ENGINES"
+  --vllm_tensor_parallel_size 1
+  --deepspeed_stage "$RLVR_DEEPSPEED_STAGE"
+  --deepspeed_zpg 1
+  --seed "$SEED"
+  --with_tracking
+  --wandb_project "$WANDB_PROJECT"
+  ${WANDB_ENTITY:+--wandb_entity "$WANDB_ENTITY"}
+  --push_to_hub false)
 
-if [[ -n "$DRY_RUN" ]]; then
-  print_command "${cmd[@]}"
-  exit 0
-fi
+show_command_if_dry_run "${cmd[@]}"
 # The command against open-instruct's own parser at the pinned tag, then the run.
-[[ "$PROFILE" == tiny ]] || python -m sft_vs_rlvr.preflight command -- "${cmd[@]}"
-exec python -m sft_vs_rlvr.runs run --run-dir "$RUN_DIR" -- "${cmd[@]}"
+python -m sft_vs_rlvr.launch.preflight command -- "${cmd[@]}"
+run_stage "${cmd[@]}"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# SFT arm of the SFT-vs-RLVR experiment.
+# SFT arm of the SFT-vs-RLVR experiment: Llama 3.1 8B on the gold GSM8K solutions, through open-instruct's
+# finetune.py under accelerate + DeepSpeed, on a GPU box. PROFILE=tiny runs the same experiment in miniature
+# on a CPU (scripts/tiny/); it branches off early, so the rest of this file is the llama8b recipe.
 #
-# PROFILE=llama8b (default): Llama 3.1 8B on GSM8K through open-instruct's finetune.py
-#                            (accelerate + DeepSpeed), on a GPU box.
-# PROFILE=tiny:              the same experiment in miniature on a CPU (a tiny Llama built offline,
-#                            generated GSM8K-style data, TRL's SFTTrainer), for demos and CI.
-#
-# Shared settings (model, seed, data, template, lengths, W&B project) come from configs/experiment.toml,
-# the SFT hyperparameters from configs/sft.toml; run folders are described in docs/FORMATS.md.
+# Where each variable comes from (each exporter prints `export NAME=value` lines, see load_exports):
+#   python -m sft_vs_rlvr.settings export       SEED, BASE_MODEL, CHAT_TEMPLATE, MAX_PROMPT_LENGTH,
+#                                               MAX_RESPONSE_LENGTH, WANDB_PROJECT, ..., SFT_* (configs/sft.toml)
+#   python -m sft_vs_rlvr.launch.plan export    NUM_GPUS, NUM_NODES, SFT_NUM_PROCESSES, SFT_CHECKPOINT_EVERY,
+#                                               SFT_PER_DEVICE_BATCH_SIZE, SFT_GRADIENT_ACCUMULATION_STEPS,
+#                                               SFT_DEEPSPEED_CONFIG (configs/layouts.toml + the memory plan)
+#   python -m sft_vs_rlvr.runs begin            EXPERIMENT_ID, EXPERIMENT_DIR, RUN_DIR, DATA_DIR, STAGE_STATUS
+#   python -m sft_vs_rlvr.launch.open_instruct export   OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_BIN, OPEN_INSTRUCT_COMMIT
+#   python -m sft_vs_rlvr.tracking export       WANDB_MODE, WANDB_ENTITY
+# The user sets PROFILE, NUM_GPUS, NUM_NODES, NODE_RANK, MAIN_ADDR, MAIN_PORT, SEED, ... (see --help).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/launcher_common.sh
@@ -22,7 +27,7 @@ continues from its last step_N state) or kept aside and restarted (tiny).
 
 Options:
   --fresh     start a new experiment id (the old run folders are left alone)
-  --dry-run   print the exact command, one line, shell-quoted, and exit; writes nothing
+  --dry-run   print the exact command, one flag per line (paste it into a shell), and exit; writes nothing
   --plan      print the budget (steps, tokens, checkpoints, disk, memory, time, cost) and exit
   --help      this text
 
@@ -33,6 +38,7 @@ Environment:
   EXPERIMENT_ID   run into <output_root>/<EXPERIMENT_ID> instead of the current experiment
   OUTPUT_ROOT     overrides output_root of configs/experiment.toml
   FRESH=1         same as --fresh
+  SEED            another seed of the same experiment (its own experiment folder, <profile>-seed<SEED>)
   CONFIG_DIR      read settings from this folder instead of configs/
   WANDB_MODE      online / offline / disabled (default: online when logged in; tiny: offline)
   WANDB_ENTITY    W&B entity (llama8b; offline runs get a placeholder)
@@ -44,121 +50,95 @@ Environment:
 
 Reads:  configs/experiment.toml, configs/sft.toml, configs/layouts.toml, configs/plan.toml
 Writes: <output_root>/<experiment id>/experiment.json, data/ (prepared once), sft/ (manifest.json,
-        train.log, model/ or output/sft/ with its step_N states, wandb/)
+        command.sh, train.log, model/ or output/sft/ with its step_N states, wandb/)
 USAGE
 }
 
 parse_launcher_args "$@"
 check_python
 PROFILE="${PROFILE:-llama8b}"
-SFT_TRAINER="${SFT_TRAINER:-$([[ "$PROFILE" == tiny ]] && echo trl || echo open-instruct)}"
 load_exports python -m sft_vs_rlvr.settings export --profile "$PROFILE"
-load_exports python -m sft_vs_rlvr.plan export --profile "$PROFILE"     # layout, micro-batch, ZeRO stage; refuses what cannot fit
-if [[ -n "$PLAN" ]]; then exec python -m sft_vs_rlvr.plan show --profile "$PROFILE" --stage sft; fi
+load_exports python -m sft_vs_rlvr.launch.plan export --profile "$PROFILE"   # layout, micro-batch, ZeRO stage; refuses what cannot fit
+if [[ -n "$PLAN" ]]; then exec python -m sft_vs_rlvr.launch.plan show --profile "$PROFILE" --stage sft; fi
 # Preflight before anything is written: GPUs, open-instruct, Hub token, disk, W&B.
-[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.preflight environment sft --profile "$PROFILE"
+[[ "$PROFILE" == tiny || -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.launch.preflight environment sft --profile "$PROFILE"
 load_exports python -m sft_vs_rlvr.runs begin sft --profile "$PROFILE" ${FRESH:+--fresh} ${DRY_RUN:+--dry-run}
 if [[ "$STAGE_STATUS" == completed ]]; then
-  echo "sft: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)"
+  echo "sft: already completed in $RUN_DIR; skipping (--fresh starts a new experiment)" >&2
   exit 0
 fi
 
+# The tiny profile on a CPU: TRL's SFTTrainer (the default) runs from its own script and exits;
+# SFT_TRAINER=open-instruct keeps the finetune.py command below and swaps the launch for a CPU one.
+SFT_TRAINER="${SFT_TRAINER:-$([[ "$PROFILE" == tiny ]] && echo trl || echo open-instruct)}"
 case "$PROFILE:$SFT_TRAINER" in
-  tiny:trl)
-    if [[ -n "$DRY_RUN" ]]; then BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model path)"
-    else BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model ensure)"; fi
-    cmd=(python -m sft_vs_rlvr.tiny_train sft
-      --model "$BASE_MODEL_PATH"
-      --train-file "$DATA_DIR/sft_train.jsonl"
-      --output-dir "$RUN_DIR"
-      --seed "$SEED"
-      --learning-rate "$SFT_LEARNING_RATE"
-      --epochs "$SFT_EPOCHS"
-      --per-device-batch-size "$SFT_PER_DEVICE_BATCH_SIZE"
-      --gradient-accumulation-steps "$SFT_GRADIENT_ACCUMULATION_STEPS"
-      --warmup-ratio "$SFT_WARMUP_RATIO"
-      --max-seq-length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
-      --checkpoints "$SFT_CHECKPOINTS")
-    ;;
-  llama8b:open-instruct|tiny:open-instruct)
-    load_exports python -m sft_vs_rlvr.open_instruct export               # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
-    load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE" # WANDB_MODE, WANDB_ENTITY
-    if [[ "$PROFILE" == tiny ]]; then
-      # The real finetune.py on the CPU with the tiny model, for tests of this path: no DeepSpeed, no
-      # Liger (Triton kernels, GPU only). finetune.py loads models by Hub id only (it calls
-      # snapshot_download), so the tiny model is registered as local/<name> in a hub cache in the run folder.
-      if [[ -n "$DRY_RUN" ]]; then BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model path)"
-      else BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny_model ensure)"; fi
-      export HF_HUB_CACHE="$RUN_DIR/hub" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-      export PYTHONPATH="$PWD:$OPEN_INSTRUCT_DIR" LITELLM_LOCAL_MODEL_COST_MAP=True
-      MODEL="local/$(basename "$BASE_MODEL_PATH")"
-      TOKENIZER="$MODEL"
-      [[ -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.hf_cache "$BASE_MODEL_PATH" --cache-dir "$HF_HUB_CACHE" >/dev/null
-      launch=("$OPEN_INSTRUCT_BIN/accelerate" launch --cpu --num_processes 1 --num_cpu_threads_per_process 1
-        --mixed_precision no -m sft_vs_rlvr.oi_cpu)
-      gpu_only=()
-    else
-      # Multi-node: the same command on every node, NODE_RANK 0..NUM_NODES-1, MAIN_ADDR of node 0.
-      MODEL="$BASE_MODEL"
-      TOKENIZER="$DATA_DIR/tokenizer"   # the base tokenizer with its own pad token (sft_vs_rlvr/tokenizer_prep.py)
-      [[ -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
-      launch=("$OPEN_INSTRUCT_BIN/accelerate" launch
-        --mixed_precision bf16
-        --num_machines "$NUM_NODES"
-        --machine_rank "${NODE_RANK:-0}"
-        --main_process_ip "${MAIN_ADDR:-127.0.0.1}"
-        --main_process_port "${MAIN_PORT:-29500}"
-        --num_processes "$SFT_NUM_PROCESSES"
-        --use_deepspeed
-        --deepspeed_config_file "$OPEN_INSTRUCT_DIR/configs/ds_configs/$SFT_DEEPSPEED_CONFIG"
-        --deepspeed_multinode_launcher standard)
-      gpu_only=(--use_liger_kernel)
-    fi
-    # Speed without changing what is learned: --packing (padding-free micro-batches), Liger's fused
-    # cross-entropy (no full logits in memory), fused AdamW, ZeRO-2 where it fits (plan.py), full
-    # micro-batches. --checkpointing_steps writes training states (step_N/); all are kept for the curves.
-    cmd=("${launch[@]}" "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
-      --exp_name sft
-      --output_dir "$RUN_DIR/output"
-      --dataset_local_cache_dir "$RUN_DIR/dataset_cache"
-      --model_name_or_path "$MODEL"
-      --tokenizer_name_or_path "$TOKENIZER"
-      --chat_template_name "$CHAT_TEMPLATE"
-      --dataset_mixer_list "$DATA_DIR/sft_train.jsonl" 1.0
-      --dataset_mixer_list_splits train
-      --max_seq_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
-      --per_device_train_batch_size "$SFT_PER_DEVICE_BATCH_SIZE"
-      --gradient_accumulation_steps "$SFT_GRADIENT_ACCUMULATION_STEPS"
-      --packing
-      "${gpu_only[@]}"
-      --fused_optimizer true
-      --learning_rate "$SFT_LEARNING_RATE"
-      --lr_scheduler_type linear
-      --warmup_ratio "$SFT_WARMUP_RATIO"
-      --weight_decay 0.0
-      --num_train_epochs "$SFT_EPOCHS"
-      --seed "$SEED"
-      --gradient_checkpointing
-      --checkpointing_steps "$SFT_CHECKPOINT_EVERY"
-      --keep_last_n_checkpoints -1
-      --clean_checkpoints_at_end false
-      --logging_steps 1
-      --with_tracking
-      --report_to wandb
-      --wandb_project_name "$WANDB_PROJECT"
-      ${WANDB_ENTITY:+--wandb_entity "$WANDB_ENTITY"}
-      --push_to_hub false
-      --try_launch_beaker_eval_jobs false)
-    ;;
-  *)
-    die "no SFT command for PROFILE=$PROFILE with SFT_TRAINER=$SFT_TRAINER; use PROFILE=llama8b, or PROFILE=tiny with SFT_TRAINER=trl or open-instruct"
-    ;;
+  tiny:trl) exec scripts/tiny/sft_trl.sh ;;
+  llama8b:open-instruct|tiny:open-instruct) ;;
+  *) die "no SFT command for PROFILE=$PROFILE with SFT_TRAINER=$SFT_TRAINER; use PROFILE=llama8b, or PROFILE=tiny with SFT_TRAINER=trl or open-instruct" ;;
 esac
 
-if [[ -n "$DRY_RUN" ]]; then
-  print_command "${cmd[@]}"
-  exit 0
+load_exports python -m sft_vs_rlvr.launch.open_instruct export   # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
+load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE"   # WANDB_MODE, WANDB_ENTITY
+
+# The base model with its own tokenizer, given Llama 3.1's reserved pad token so open-instruct adds no
+# "<pad>" row (sft_vs_rlvr/launch/tokenizer_prep.py); both arms use this tokenizer.
+MODEL="$BASE_MODEL"
+TOKENIZER="$DATA_DIR/tokenizer"
+# Several nodes: the same command on every node, NODE_RANK 0..NUM_NODES-1, MAIN_ADDR of node 0.
+launch=("$OPEN_INSTRUCT_BIN/accelerate" launch
+  --mixed_precision bf16
+  --num_machines "$NUM_NODES"
+  --machine_rank "${NODE_RANK:-0}"
+  --main_process_ip "${MAIN_ADDR:-127.0.0.1}"
+  --main_process_port "${MAIN_PORT:-29500}"
+  --num_processes "$SFT_NUM_PROCESSES"
+  --use_deepspeed
+  --deepspeed_config_file "$OPEN_INSTRUCT_DIR/configs/ds_configs/$SFT_DEEPSPEED_CONFIG"
+  --deepspeed_multinode_launcher standard)
+gpu_only=(--use_liger_kernel)
+if [[ "$PROFILE" == tiny ]]; then
+  source scripts/tiny/sft_open_instruct_cpu.sh   # MODEL, TOKENIZER, launch, gpu_only for the CPU
+elif [[ -z "$DRY_RUN" ]]; then
+  python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
 fi
+
+# Speed without changing what is learned: --packing (padding-free micro-batches), Liger's fused
+# cross-entropy (no full logits in memory), fused AdamW, ZeRO-2 where it fits (plan.py), full
+# micro-batches. --checkpointing_steps writes training states (step_N/); all are kept for the curves.
+cmd=("${launch[@]}" "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
+  --exp_name sft
+  --output_dir "$RUN_DIR/output"
+  --dataset_local_cache_dir "$RUN_DIR/dataset_cache"
+  --model_name_or_path "$MODEL"
+  --tokenizer_name_or_path "$TOKENIZER"
+  --chat_template_name "$CHAT_TEMPLATE"
+  --dataset_mixer_list "$DATA_DIR/sft_train.jsonl" 1.0
+  --dataset_mixer_list_splits train
+  --max_seq_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
+  --per_device_train_batch_size "$SFT_PER_DEVICE_BATCH_SIZE"
+  --gradient_accumulation_steps "$SFT_GRADIENT_ACCUMULATION_STEPS"
+  --packing
+  "${gpu_only[@]}"
+  --fused_optimizer true
+  --learning_rate "$SFT_LEARNING_RATE"
+  --lr_scheduler_type linear
+  --warmup_ratio "$SFT_WARMUP_RATIO"
+  --weight_decay 0.0
+  --num_train_epochs "$SFT_EPOCHS"
+  --seed "$SEED"
+  --gradient_checkpointing
+  --checkpointing_steps "$SFT_CHECKPOINT_EVERY"
+  --keep_last_n_checkpoints -1
+  --clean_checkpoints_at_end false
+  --logging_steps 1
+  --with_tracking
+  --report_to wandb
+  --wandb_project_name "$WANDB_PROJECT"
+  ${WANDB_ENTITY:+--wandb_entity "$WANDB_ENTITY"}
+  --push_to_hub false
+  --try_launch_beaker_eval_jobs false)
+
+show_command_if_dry_run "${cmd[@]}"
 # The command against open-instruct's own parser at the pinned tag, then the run.
-[[ "$SFT_TRAINER" == trl ]] || python -m sft_vs_rlvr.preflight command -- "${cmd[@]}"
-exec python -m sft_vs_rlvr.runs run --run-dir "$RUN_DIR" -- "${cmd[@]}"
+python -m sft_vs_rlvr.launch.preflight command -- "${cmd[@]}"
+run_stage "${cmd[@]}"

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from sft_vs_rlvr import data_prep, eval_engines, prompts, settings as settings_mod, tiny_model
+from sft_vs_rlvr import data_prep, prompts
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.evaluate import engines as eval_engines
+from sft_vs_rlvr.tiny import model as tiny_model
 
 
 def main() -> None:

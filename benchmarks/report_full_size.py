@@ -45,13 +45,18 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the package, also where it is not installed in the environment
 
-from sft_vs_rlvr import (atomic, cache, data_prep, eval_engines, evaluation, grading, layouts, open_instruct,
-                         prompts, runs, settings as settings_mod, wandb_runs)  # noqa: E402
+from sft_vs_rlvr import atomic, cache, contract, data_prep, prompts
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.evaluate import driver as evaluation
+from sft_vs_rlvr.evaluate import engines as eval_engines
+from sft_vs_rlvr.evaluate import grading
+from sft_vs_rlvr.launch import layouts
+from sft_vs_rlvr.report import wandb_runs  # noqa: E402
+
 INPUTS_VERSION = 1  # bump when what is generated changes: cached inputs of another version are regenerated
 STAMP = "bench-inputs.json"
 EXPERIMENT_ID = "llama8b-seed42"
-ARMS = ("sft", "rlvr", "sft_rlvr")
-MODELS = ("base",) + ARMS
+ARMS, MODELS = contract.ARMS, contract.MODELS
 N_CHECKPOINTS = 10
 HISTORY_ROWS = 10_000
 GPUS = 4
@@ -266,7 +271,7 @@ def write_data(exp: Path, settings: settings_mod.Settings, problems: list[dict[s
     for name in data_prep.FILES:
         atomic.write_jsonl(exp / "data" / name, rows[name])
         files[name] = {"rows": len(rows[name]), "sha256": data_prep._sha256_rows(rows[name])}
-    manifest = {"format": data_prep.DATA_FORMAT, "version": data_prep.DATA_VERSION,
+    manifest = {"format": contract.DATA.id, "version": contract.DATA.version,
                 "source": data_prep._source_description(shared), "files": files,
                 "fingerprint": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]}
     atomic.write_json(exp / "data" / "manifest.json", manifest)
@@ -334,12 +339,12 @@ def write_manifest(exp: Path, stage: str, settings: settings_mod.Settings, data_
     command = stage_command(stage, settings, f"{FAKE_ROOT}/{EXPERIMENT_ID}")
     started, ended = STAGE_TIMES[stage]
     manifest = {
-        "format": runs.MANIFEST_FORMAT, "version": runs.MANIFEST_VERSION, "experiment_id": EXPERIMENT_ID,
+        "format": contract.MANIFEST.id, "version": contract.MANIFEST.version, "experiment_id": EXPERIMENT_ID,
         "stage": stage, "profile": settings.profile, "settings": settings.as_dict(),
         "settings_fingerprints": {part: settings.fingerprint(part) for part in ("shared", "sft", "rlvr", "eval")},
         "command": command, "command_line": shlex.join(command),
         "repo_commit": "4f86901c0ffee0123456789abcdef0123456789a", "repo_dirty": False,
-        "open_instruct_commit": open_instruct.PINNED_COMMIT, "packages": PACKAGES, "data": data_manifest,
+        "open_instruct_commit": contract.OPEN_INSTRUCT_COMMIT, "packages": PACKAGES, "data": data_manifest,
         "host": {"python": "3.11.12", "platform": "Linux-5.15.0-139-generic-x86_64-with-glibc2.35",
                  "gpus": [GPU_NAME] * GPUS, "num_nodes": 1},
         "started_at": started, "ended_at": ended, "status": "completed", "exit_status": 0,
@@ -426,7 +431,7 @@ def generate(exp: Path, settings: settings_mod.Settings, history_rows: int, log=
     problems = [make_problem(rng_data, i) for i in range(shared["test_size"])]
     data_manifest = write_data(exp, settings, problems, rng_data)
     atomic.write_json(exp / "experiment.json", {
-        "format": runs.EXPERIMENT_FORMAT, "version": 1, "experiment_id": EXPERIMENT_ID, "profile": settings.profile,
+        "format": contract.EXPERIMENT.id, "version": 1, "experiment_id": EXPERIMENT_ID, "profile": settings.profile,
         "shared": shared, "shared_fingerprint": settings.fingerprint(), "created_at": "2026-11-20T07:55:03Z"})
     timings["data"] = time.perf_counter() - started
 
@@ -504,7 +509,7 @@ def generate(exp: Path, settings: settings_mod.Settings, history_rows: int, log=
         counts["completions"] += len(samples) * (1 + n_samples)
         log(f"  eval/{name}: accuracy {results['accuracy']:.3f}"
             + (f", pass@16 {results['sampled']['robust']['pass@k']['16']:.3f}" if n_samples else ""))
-    atomic.write_json(exp / "eval" / "index.json", {"format": evaluation.INDEX_FORMAT, "version": 1, "engine": "vllm",
+    atomic.write_json(exp / "eval" / "index.json", {"format": contract.EVAL_INDEX.id, "version": 1, "engine": "vllm",
                                                      "models": index, "written_at": "2026-11-21T04:00:00Z"})
     timings["eval"] = time.perf_counter() - t0
 

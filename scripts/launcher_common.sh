@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared by the launchers: option parsing, exports from Python, and the failure line.
-# Sourced, not run. Everything beyond this belongs in the sft_vs_rlvr package.
+# Shared by the launchers and scripts/tiny/: option parsing, exports from Python, printing or running the
+# stage's command, and the failure line. Sourced, not run. Everything beyond this belongs in the
+# sft_vs_rlvr package.
 
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -12,10 +13,11 @@ load_exports() {
   eval "$exports"
 }
 
-# Options common to the training launchers: --help, --fresh, --dry-run, --plan.
+# Options common to the training launchers: --help, --fresh, --dry-run, --plan. DRY_RUN and PLAN are
+# exported so that the scripts a launcher hands over to (scripts/tiny/) see them.
 FRESH="${FRESH:-}"
-export DRY_RUN="" PLAN=""  # read by the launchers that source this file
 parse_launcher_args() {
+  export DRY_RUN="" PLAN=""
   while (($#)); do
     case "$1" in
       -h|--help) usage; exit 0 ;;
@@ -35,5 +37,16 @@ check_python() {
     || die "python cannot import sft_vs_rlvr; run 'make setup' and 'source .venv/bin/activate' (or use make demo)"
 }
 
-# Print a command the way --dry-run promises: one line, shell-quoted, ready to paste.
-print_command() { printf '%q ' "$@" | sed 's/ $//'; echo; }
+# --dry-run: print the command one flag per line, shell-quoted (paste it into a shell), and stop. Nothing
+# else goes to standard output, so the printed text is exactly the command.
+show_command_if_dry_run() {
+  [[ -n "${DRY_RUN:-}" ]] || return 0
+  python -m sft_vs_rlvr.shell_command show -- "$@"
+  exit 0
+}
+
+# Run the command as this stage: runs.py records manifest.json and command.sh, tees train.log, and marks
+# the stage completed or failed.
+run_stage() {
+  exec python -m sft_vs_rlvr.runs run --run-dir "$RUN_DIR" -- "$@"
+}

@@ -14,9 +14,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 source scripts/launcher_common.sh
-load_exports python -m sft_vs_rlvr.open_instruct export                    # OPEN_INSTRUCT_BIN
-load_exports python -m sft_vs_rlvr.plan export --profile "${PROFILE:-llama8b}" # NUM_GPUS, RLVR_LEARNERS_PER_NODE
-cpus="$(python -m sft_vs_rlvr.preflight ray-cpus --profile "${PROFILE:-llama8b}")"   # 10 per learner GPU + engines + 3
+load_exports python -m sft_vs_rlvr.launch.open_instruct export                    # OPEN_INSTRUCT_BIN
+load_exports python -m sft_vs_rlvr.launch.plan export --profile "${PROFILE:-llama8b}" # NUM_GPUS, RLVR_LEARNERS_PER_NODE
+cpus="$(python -m sft_vs_rlvr.launch.preflight ray-cpus --profile "${PROFILE:-llama8b}")"   # 10 per learner GPU + engines + 3
 port="${RAY_PORT:-6379}"
 
 case "${1:-}" in

@@ -7,9 +7,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-eval "$(python3 -m sft_vs_rlvr.open_instruct export)"   # OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_COMMIT (stdlib only)
-url="${OPEN_INSTRUCT_URL:-https://github.com/allenai/open-instruct.git}"
-tag="$(python3 -c 'from sft_vs_rlvr.open_instruct import PINNED_TAG; print(PINNED_TAG)')"
+eval "$(python3 -m sft_vs_rlvr.launch.open_instruct export)"   # OPEN_INSTRUCT_DIR, _COMMIT, _TAG, _URL (stdlib only)
+url="$OPEN_INSTRUCT_URL" tag="$OPEN_INSTRUCT_TAG"
 
 command -v uv >/dev/null || { echo "error: uv is not installed; install it (pip install uv) and rerun make setup-gpu" >&2; exit 2; }
 if [[ -d "$OPEN_INSTRUCT_DIR/.git" ]]; then
@@ -17,12 +16,12 @@ if [[ -d "$OPEN_INSTRUCT_DIR/.git" ]]; then
 else
   git clone --branch "$tag" --depth 1 "$url" "$OPEN_INSTRUCT_DIR"
 fi
-python3 -m sft_vs_rlvr.open_instruct check --checkout-only   # refuses a checkout at another commit, with the fix
+python3 -m sft_vs_rlvr.launch.open_instruct check --checkout-only   # refuses a checkout at another commit, with the fix
 
 # open-instruct's own locked environment (its README: uv sync), then this package into it, without deps.
 (cd "$OPEN_INSTRUCT_DIR" && uv sync --frozen)
 uv pip install --python "$OPEN_INSTRUCT_DIR/.venv/bin/python" --no-deps -e "$repo"
 # The nltk data open-instruct's Dockerfile fetches (punkt, punkt_tab, words).
 "$OPEN_INSTRUCT_DIR/.venv/bin/python" -m nltk.downloader punkt punkt_tab words
-python3 -m sft_vs_rlvr.open_instruct check
+python3 -m sft_vs_rlvr.launch.open_instruct check
 echo "open-instruct $tag ready in $OPEN_INSTRUCT_DIR (the launchers call its environment themselves)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # open-instruct at the pinned tag with a lean CPU environment, for developer and CI machines without GPUs:
-# enough to import finetune.py and grpo_fast.py, parse their real command lines (python -m sft_vs_rlvr.oi_parse)
-# and train finetune.py on the tiny model (python -m sft_vs_rlvr.oi_cpu); tests/test_open_instruct_real.py
+# enough to import finetune.py and grpo_fast.py, parse their real command lines (python -m sft_vs_rlvr.launch.oi_parse)
+# and train finetune.py on the tiny model (python -m sft_vs_rlvr.launch.oi_cpu); tests/test_open_instruct_real.py
 # uses it. Not for training on GPUs: that is `make setup-gpu` (open-instruct's own locked uv environment).
 # Harmless to rerun; a checkout at another commit is reported, never silently used or changed.
 #   OPEN_INSTRUCT_DIR  where the checkout goes (default: <cache>/open-instruct, see sft_vs_rlvr/cache.py)
@@ -11,9 +11,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-eval "$(python3 -m sft_vs_rlvr.open_instruct export)"   # OPEN_INSTRUCT_DIR, OPEN_INSTRUCT_BIN, ... (stdlib only)
-url="${OPEN_INSTRUCT_URL:-https://github.com/allenai/open-instruct.git}"
-tag="$(python3 -c 'from sft_vs_rlvr.open_instruct import PINNED_TAG; print(PINNED_TAG)')"
+eval "$(python3 -m sft_vs_rlvr.launch.open_instruct export)"   # OPEN_INSTRUCT_DIR, _BIN, _COMMIT, _TAG, _URL (stdlib only)
+url="$OPEN_INSTRUCT_URL" tag="$OPEN_INSTRUCT_TAG"
 python="${PYTHON:-python3.11}"
 
 if [[ -d "$OPEN_INSTRUCT_DIR/.git" ]]; then
@@ -26,7 +25,7 @@ else
   git -C "$OPEN_INSTRUCT_DIR" sparse-checkout set --no-cone '/*' '!/docs/'
   git -C "$OPEN_INSTRUCT_DIR" checkout --quiet "$tag"
 fi
-python3 -m sft_vs_rlvr.open_instruct check --checkout-only   # refuses a checkout at another commit, with the fix
+python3 -m sft_vs_rlvr.launch.open_instruct check --checkout-only   # refuses a checkout at another commit, with the fix
 
 venv="$(dirname "${OPEN_INSTRUCT_BIN:-$OPEN_INSTRUCT_DIR/.venv/bin}")"   # <checkout>/.venv, or OPEN_INSTRUCT_VENV
 pip=("$venv/bin/python" -m pip install --quiet)
@@ -37,7 +36,7 @@ test -x "$venv/bin/python" || "$python" -m venv "$venv"
 # torch 2.10.0+cu128; any torch>=2.10 satisfies its pyproject. TORCH_SPEC overrides it, as in the Makefile.
 "${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}"
 # open-instruct's pyproject dependencies, minus what needs a GPU or GitHub: vllm (CUDA-only wheels that
-# require torch==2.10.0; sft_vs_rlvr.oi_parse stubs it), flash-attn 2/3/4 (GitHub wheels or CUDA builds;
+# require torch==2.10.0; sft_vs_rlvr.launch.oi_parse stubs it), flash-attn 2/3/4 (GitHub wheels or CUDA builds;
 # finetune.py falls back to torch sdpa), liger-kernel, bitsandbytes, tilelang, flash-linear-attention (GPU
 # kernels), hf-transfer, nvitop, debugpy (needed neither to parse nor to train on CPU). Plus beaker-py, a dev
 # dependency that open_instruct/utils.py imports unconditionally.
@@ -74,5 +73,5 @@ echo "$OPEN_INSTRUCT_DIR" > "$site/open_instruct_checkout.pth"
 # Smoke test: finetune.py's imports (LITELLM_LOCAL_MODEL_COST_MAP: litellm would fetch a price list at import).
 LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/python" -c 'import open_instruct.finetune' >/dev/null 2>&1 \
   || { echo "error: open_instruct.finetune does not import in $venv; rerun this script" >&2; exit 1; }
-python3 -m sft_vs_rlvr.open_instruct check
+python3 -m sft_vs_rlvr.launch.open_instruct check
 echo "open-instruct $tag ready for CPU use in $OPEN_INSTRUCT_DIR, environment $venv"

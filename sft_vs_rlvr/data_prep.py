@@ -20,11 +20,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import atomic, prompts, synth_gsm8k
-from .errors import UserError
+from sft_vs_rlvr import atomic, contract, prompts
+from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.tiny import synth_gsm8k
 
-DATA_FORMAT = "sft-vs-rlvr/data"
-DATA_VERSION = 1
 FILES = ("sft_train.jsonl", "rl_train.jsonl", "test.jsonl")
 
 
@@ -125,7 +124,7 @@ def prepare(shared: dict[str, Any], out_dir: Path, log=print) -> dict[str, Any]:
         atomic.write_jsonl(out_dir / name, rows[name])
         files[name] = {"rows": len(rows[name]), "sha256": _sha256_rows(rows[name])}
     manifest = {
-        "format": DATA_FORMAT, "version": DATA_VERSION,
+        "format": contract.DATA.id, "version": contract.DATA.version,
         "source": _source_description(shared),
         "files": files,
         "fingerprint": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16],

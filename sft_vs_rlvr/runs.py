@@ -34,14 +34,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import atomic, data_prep, settings as settings_mod, tracking
-from .errors import UserError, cli
+from sft_vs_rlvr import atomic, contract, data_prep, shell_command, tracking
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.errors import UserError, cli
 
-EXPERIMENT_FORMAT = "sft-vs-rlvr/experiment"
-MANIFEST_FORMAT = "sft-vs-rlvr/manifest"
-MANIFEST_VERSION = 1
-STAGES = ("sft", "rlvr", "sft_rlvr")  # sft_rlvr: GRPO from the SFT model (INIT_FROM=sft), the third arm
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+# Environment a stage's command depends on, written into command.sh when set (W&B's come from tracking.py).
+COMMAND_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "PYTHONPATH", "CUDA_VISIBLE_DEVICES",
+               "RAY_ADDRESS", "TOKENIZERS_PARALLELISM", "LITELLM_LOCAL_MODEL_COST_MAP", "DS_ACCELERATOR")
+COMMAND_ENV_PREFIXES = ("NCCL_", "VLLM_")
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "wandb", "deepspeed",
             "vllm", "ray", "open-instruct", "sft-vs-rlvr")
 # Profiles whose trainers resume from their own saved state when relaunched into the same folder.
@@ -96,7 +97,7 @@ def claim_experiment(settings: settings_mod.Settings, exp_dir: Path) -> None:
         raise UserError(f"{exp_dir} exists and is not an sft-vs-rlvr experiment folder; choose another "
                         "EXPERIMENT_ID or OUTPUT_ROOT")
     atomic.write_json(marker, {
-        "format": EXPERIMENT_FORMAT, "version": 1, "experiment_id": exp_dir.name, "profile": settings.profile,
+        "format": contract.EXPERIMENT.id, "version": contract.EXPERIMENT.version, "experiment_id": exp_dir.name, "profile": settings.profile,
         "shared": settings.shared, "shared_fingerprint": settings.fingerprint(), "created_at": utc_now(),
     })
 
@@ -165,8 +166,8 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     manifest = json.loads(path.read_text())
-    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
-        raise UserError(f"{path} is not a version-{MANIFEST_VERSION} stage manifest; it was written by another "
+    if manifest.get("format") != contract.MANIFEST.id or manifest.get("version") not in contract.MANIFEST.readable:
+        raise UserError(f"{path} is not a version-{contract.MANIFEST.version} stage manifest; it was written by another "
                         "version of this project: start a new experiment with --fresh")
     return manifest
 
@@ -328,6 +329,34 @@ class _Redactor:
         return text
 
 
+def compute_record(run_dir: Path, host: dict[str, Any]) -> dict[str, Any]:
+    """What trained, for the budget: the trainer's training_device.json (the tiny trainers pick the GPU or
+    the CPU at run time), else TRAINING_DEVICE=cpu (open-instruct's CPU launch of the tiny profile), else the
+    layout's GPUs per node (NUM_GPUS, from the plan) or the host's."""
+    written = run_dir / "training_device.json"
+    if written.is_file():
+        return {**json.loads(written.read_text()), "source": written.name}
+    if os.environ.get("TRAINING_DEVICE") == "cpu":
+        return {"device": "cpu", "gpus": 0, "source": "TRAINING_DEVICE"}
+    gpus = int(os.environ["NUM_GPUS"]) if os.environ.get("NUM_GPUS", "").isdigit() else len(host["gpus"])
+    return {"device": "cuda" if gpus else "cpu", "gpus": gpus, "source": "NUM_GPUS" if os.environ.get("NUM_GPUS") else "host"}
+
+
+def write_command_script(path: Path, command: list[str], env: dict[str, str], wandb_env: dict[str, str],
+                         redact: _Redactor, manifest: dict[str, Any]) -> None:
+    """<run folder>/command.sh: the exact command, one flag per line, with the environment it ran in."""
+    recorded = {name: redact(value) for name, value in env.items()
+                if name not in SECRET_ENV and (name in wandb_env or name in COMMAND_ENV
+                                               or name.startswith(COMMAND_ENV_PREFIXES))}
+    header = [f"Stage {manifest['stage']} of experiment {manifest['experiment_id']}, launched {manifest['started_at']}",
+              f"from {settings_mod.REPO_ROOT} at commit {manifest['repo_commit'] or 'unknown'}"
+              + (" (uncommitted changes)" if manifest["repo_dirty"] else "") + ".",
+              "The exact command the launcher ran (manifest.json has it as a list), with the environment it added.",
+              "Rerunning it by hand bypasses the launcher's checks and run-folder bookkeeping: prefer the launcher."]
+    atomic.write_text(path, shell_command.script([redact(arg) for arg in command], recorded, header))
+    path.chmod(0o755)
+
+
 def run_stage(run_dir: Path, command: list[str]) -> int:
     """Run `command` as stage `run_dir.name`, recording the manifest before and after; returns its exit code."""
     exp_dir = run_dir.parent
@@ -346,7 +375,7 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
     redact = _Redactor()
     wandb_env, wandb_info = tracking.wandb_env(settings, owner["experiment_id"], run_dir.name, run_dir)
     manifest: dict[str, Any] = {
-        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
+        "format": contract.MANIFEST.id, "version": contract.MANIFEST.version,
         "experiment_id": owner["experiment_id"], "stage": run_dir.name, "profile": settings.profile,
         "settings": settings.as_dict(),
         "settings_fingerprints": {part: settings.fingerprint(part) for part in ("shared", "sft", "rlvr", "eval")},
@@ -360,9 +389,11 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
                  "num_nodes": int(os.environ.get("NUM_NODES") or 1)},  # GPU-hours = gpus x nodes x wall-clock
         "started_at": utc_now(), "ended_at": None, "status": "running", "exit_status": None,
         "wandb": wandb_info, "final_model": None, "checkpoints": [], "log": "train.log",
+        "command_file": "command.sh",
     }
     atomic.write_json(run_dir / "manifest.json", manifest)
     env = {**os.environ, **wandb_env}
+    write_command_script(run_dir / "command.sh", command, env, wandb_env, redact, manifest)
     with (run_dir / "train.log").open("a", encoding="utf-8") as log:
         try:
             process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -381,6 +412,7 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
     manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else open_instruct_checkpoints(
         run_dir, settings)
     manifest["wandb"] = tracking.finish_info(wandb_info, run_dir)
+    manifest["compute"] = compute_record(run_dir, manifest["host"])
     if code == 0 and model is None:
         manifest["status"] = "failed"
         print(f"error: {run_dir.name} exited 0 but wrote no model folder (config.json + weights) under {run_dir}",
@@ -398,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     begin = sub.add_parser("begin")
-    begin.add_argument("stage", choices=STAGES)
+    begin.add_argument("stage", choices=contract.ARMS)
     begin.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
     begin.add_argument("--fresh", action="store_true")
     begin.add_argument("--dry-run", action="store_true", help="work out the paths only; write nothing")

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import cli
-from .settings import Settings, load
+from sft_vs_rlvr.errors import cli
+from sft_vs_rlvr.settings import Settings, load
 
 
 def logged_in() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,13 @@ def isolated_env(tmp_path, monkeypatch):
     for name in ("EXPERIMENT_ID", "CONFIG_DIR", "WANDB_MODE", "FRESH", "PROFILE"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+def pasted_argv(text: str) -> list[str]:
+    """The argument list bash builds when `text` (a --dry-run command, one flag per line) is pasted into it.
+
+    The first word is replaced by a function that prints its arguments, so nothing is run.
+    """
+    result = subprocess.run(["bash", "-c", 'show() { printf "%s\\0" "$@"; }; show ' + text], capture_output=True,
+                            text=True, check=True)
+    return result.stdout.split("\0")[:-1]

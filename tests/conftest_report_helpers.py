@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from sft_vs_rlvr import wandb_runs
+from sft_vs_rlvr.report import wandb_runs
 
 
 def write_offline_run(
@@ -126,7 +126,7 @@ def results_for(name: str, samples: list[dict[str, Any]], experiment_id: str) ->
 def results_v2_for(name: str, samples: list[dict[str, Any]], experiment_id: str,
                    checkpoint: dict[str, Any] | None = None, fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
     """Version 2 results, with the sampled summary as the evaluator computes it (evaluation._sampled_summary)."""
-    from sft_vs_rlvr import evaluation
+    from sft_vs_rlvr.evaluate import driver as evaluation
 
     results = results_for(name, samples, experiment_id)
     results.update(version=2, checkpoint=checkpoint,

@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from sft_vs_rlvr import diversity, evaluation
+from sft_vs_rlvr.evaluate import driver as evaluation
+from sft_vs_rlvr.report import diversity
 
 WORDS = ["she", "sold", "48", "/", "2", "=", "24", "clips", "in", "may", ",", "so", "the", "total", "is", "+", "72",
          ".", "each", "of", "them", "had", "$", "5", "more", "apples"]

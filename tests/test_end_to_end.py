@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import pasted_argv
 from scipy.stats import binomtest, norm
 
-from sft_vs_rlvr import atomic, wandb_runs
+from sft_vs_rlvr import atomic
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.report import wandb_runs
 
 REPO = Path(__file__).resolve().parent.parent
 CANARIES = {"HF_TOKEN": "hf_CANARYcanary1234567890", "WANDB_API_KEY": "wandbCANARY0123456789abcdef0123456789abcd"}
@@ -68,7 +71,7 @@ def test_run_folders_and_manifests(pipeline):
     for stage in ("sft", "rlvr"):
         manifest = json.loads((exp / stage / "manifest.json").read_text())
         assert manifest["status"] == "completed" and manifest["exit_status"] == 0
-        assert manifest["command"][:3] == ["python", "-m", "sft_vs_rlvr.tiny_train"] and manifest["command"][3] == stage
+        assert manifest["command"][:3] == ["python", "-m", "sft_vs_rlvr.tiny.train"] and manifest["command"][3] == stage
         assert manifest["settings"]["shared"]["seed"] == 42
         assert manifest["data"] == data
         assert {"torch", "transformers", "trl", "wandb"} <= set(manifest["packages"])
@@ -230,11 +233,15 @@ def test_help_of_every_entry_point(pipeline):
         assert "PROFILE" in result.stdout and ("Writes" in result.stdout or "writes" in result.stdout), name
 
 
-def test_dry_run_prints_the_command_and_writes_nothing(tmp_path):
-    result = run_entry("sft", tmp_path, "--dry-run")
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("python -m sft_vs_rlvr.tiny_train sft --model ")
-    assert "--seed 42" in lines[-1]
+def test_dry_run_prints_the_command_one_flag_per_line_and_writes_nothing(tmp_path):
+    for name, program in (("sft", "sft_vs_rlvr.tiny.train sft"), ("rlvr", "sft_vs_rlvr.tiny.train rlvr")):
+        result = run_entry(name, tmp_path, "--dry-run")
+        lines = result.stdout.rstrip("\n").split("\n")
+        assert lines[0] == "python \\" and lines[1] == f"  -m {program} \\"
+        assert all(line.startswith("  --") and line.endswith(" \\") for line in lines[2:-1]), lines
+        argv = pasted_argv(result.stdout)
+        assert argv[:4] == ["python", "-m", *program.split()]
+        assert argv[argv.index("--seed") + 1] == str(settings_mod.load("tiny").shared["seed"])
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
 

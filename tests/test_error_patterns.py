@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from sft_vs_rlvr import error_patterns as ep
+from sft_vs_rlvr.report import error_patterns as ep
 
 SLIP_CASES = [
     # (text, expected slips as (expression, stated, correct))

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from sft_vs_rlvr import atomic, data_prep, evaluation, runs, settings as settings_mod, tiny_model
+from sft_vs_rlvr import atomic, contract, data_prep, runs
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,14 +48,14 @@ def experiment(tmp_path, config_dir, monkeypatch):
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(base / name, arm / "checkpoints" / f"checkpoint-{step}" / name)
     checkpoints = [{"step": s, "path": f"checkpoints/checkpoint-{s}", "examples_seen": 16 * s} for s in (8, 16, 24)]
-    atomic.write_json(arm / "manifest.json", {"format": runs.MANIFEST_FORMAT, "version": runs.MANIFEST_VERSION,
+    atomic.write_json(arm / "manifest.json", {"format": contract.MANIFEST.id, "version": contract.MANIFEST.version,
                                               "stage": "sft", "status": "completed", "final_model": "model",
                                               "checkpoints": checkpoints, "settings_fingerprints": {}})
     return exp
 
 
 def evaluate(exp: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluation", "--experiment-dir", str(exp), *args],
+    return subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(exp), *args],
                           cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
 
 
@@ -96,7 +98,7 @@ def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(expe
     expected = atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl")
     shutil.rmtree(experiment / "eval")
 
-    process = subprocess.Popen([sys.executable, "-m", "sft_vs_rlvr.evaluation", "--experiment-dir", str(experiment),
+    process = subprocess.Popen([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(experiment),
                                 "--models", "base"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     partial = experiment / "eval" / ".partial" / "base.sampled.jsonl"
     deadline = time.time() + 300
@@ -117,7 +119,7 @@ def test_a_full_disk_leaves_no_half_written_results(experiment):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
 
-    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluation", "--experiment-dir", str(experiment),
+    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(experiment),
                              "--models", "sft"], cwd=REPO, capture_output=True, text=True, timeout=600,
                             preexec_fn=small_files)
     assert result.returncode == 2
@@ -158,13 +160,13 @@ def test_results_of_another_format_version_are_redone_and_said(experiment):
     path.write_text(json.dumps({**old, "version": 1}))
     again = evaluate(experiment, "--models", "base")
     assert "earlier results are not current (it is format sft-vs-rlvr/eval-results version 1)" in again.stdout
-    assert json.loads(path.read_text())["version"] == evaluation.RESULTS_VERSION
+    assert json.loads(path.read_text())["version"] == contract.EVAL_RESULTS.version
 
 
 def test_the_vllm_request_and_its_outputs(experiment):
     from types import SimpleNamespace
 
-    from sft_vs_rlvr import eval_engines
+    from sft_vs_rlvr.evaluate import engines as eval_engines
 
     greedy = eval_engines.vllm_sampling_params(eval_engines.greedy(512, 42), eos_token_id=128001)
     assert greedy == {"n": 1, "max_tokens": 512, "stop_token_ids": [128001], "skip_special_tokens": True,
@@ -179,7 +181,7 @@ def test_the_vllm_request_and_its_outputs(experiment):
 
 
 def test_out_of_distribution_set_is_evaluated_and_reported_with_its_drop(experiment, config_dir, tmp_path):
-    from sft_vs_rlvr import report
+    from sft_vs_rlvr.report import analysis as report
 
     text = (config_dir / "eval.toml").read_text().replace("ood_sets = []", 'ood_sets = ["gsm-hard"]', 1)
     (config_dir / "eval.toml").write_text(text)

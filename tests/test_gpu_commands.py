@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import pasted_argv
 
-from sft_vs_rlvr import oi_flags, open_instruct
+from sft_vs_rlvr import contract
+from sft_vs_rlvr.launch import oi_flags, open_instruct
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
@@ -33,7 +34,7 @@ def dry_run(script: str, tmp_path: Path, **env: str) -> subprocess.CompletedProc
 def command(script: str, tmp_path: Path, **env: str) -> list[str]:
     result = dry_run(script, tmp_path, **env)
     assert result.returncode == 0, result.stderr
-    return shlex.split(result.stdout.strip().splitlines()[-1])
+    return pasted_argv(result.stdout)
 
 
 def flag_values(argv: list[str], flag: str) -> list[str]:
@@ -149,11 +150,11 @@ def test_committed_flag_manifests_match_a_fresh_extraction(tmp_path):
     if not git_dir:
         pytest.skip("no open-instruct checkout or mirror here (make setup-gpu, or OPEN_INSTRUCT_GIT_DIR)")
     subprocess.run([sys.executable, str(REPO / "scripts" / "extract_open_instruct_flags.py"), "--git-dir", git_dir,
-                    "--rev", open_instruct.PINNED_COMMIT, "--label", open_instruct.PINNED_TAG,
+                    "--rev", contract.OPEN_INSTRUCT_COMMIT, "--label", contract.OPEN_INSTRUCT_TAG,
                     "--output-dir", str(tmp_path)], check=True, capture_output=True)
     for entrypoint in ("finetune", "grpo_fast"):
-        fresh = json.loads((tmp_path / f"{entrypoint}_{open_instruct.PINNED_TAG}.json").read_text())
-        committed = json.loads((oi_flags.FLAGS_DIR / f"{entrypoint}_{open_instruct.PINNED_TAG}.json").read_text())
+        fresh = json.loads((tmp_path / f"{entrypoint}_{contract.OPEN_INSTRUCT_TAG}.json").read_text())
+        committed = json.loads((oi_flags.FLAGS_DIR / f"{entrypoint}_{contract.OPEN_INSTRUCT_TAG}.json").read_text())
         assert [f["flag"] for f in fresh["flags"]] == [f["flag"] for f in committed["flags"]]
         assert fresh["flags"] == committed["flags"]
 
@@ -166,7 +167,7 @@ def test_checkout_at_another_commit_is_reported_not_used(tmp_path):
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
     subprocess.run(git + ["add", "."], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
-    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.open_instruct", "check"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.launch.open_instruct", "check"], cwd=REPO,
                             env={**os.environ, "OPEN_INSTRUCT_DIR": str(checkout)}, capture_output=True, text=True)
     assert result.returncode == 2
     assert "not the pinned v0.3.0 (26de99604)" in result.stderr and f"git -C {checkout} checkout v0.3.0" in result.stderr

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from sft_vs_rlvr import atomic, grading
+from sft_vs_rlvr import atomic
+from sft_vs_rlvr.evaluate import grading
 
 # (response, gold, robust verdict, verifier verdict)
 CASES = [
@@ -65,7 +66,7 @@ def test_command_line_rescoring(tmp_path):
     atomic.write_jsonl(source, [{"response": "#### 72.0", "ground_truth": "72"},
                                 {"response": "#### 9", "ground_truth": 8}])
     out = tmp_path / "out.jsonl"
-    subprocess.run([sys.executable, "-m", "sft_vs_rlvr.grading", "--input", str(source), "--output", str(out)],
+    subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.grading", "--input", str(source), "--output", str(out)],
                    check=True)
     rows = atomic.read_jsonl(out)
     assert rows[0]["robust"]["correct"] and not rows[0]["verifier"]["correct"] and rows[0]["disagree"]
@@ -75,7 +76,7 @@ def test_command_line_rescoring(tmp_path):
 def test_command_line_bad_input(tmp_path):
     source = tmp_path / "bad.jsonl"
     source.write_text(json.dumps({"response": "4"}) + "\n")
-    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.grading", "--input", str(source)],
+    result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.grading", "--input", str(source)],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "ground_truth" in result.stderr

@@ -22,8 +22,9 @@ from typing import NamedTuple
 
 import pytest
 
-from sft_vs_rlvr import grading, open_instruct
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.evaluate import grading
+from sft_vs_rlvr.launch import open_instruct
 
 REFUSED = "refused"
 MINUS = "\u2212"  # Unicode minus sign
@@ -275,7 +276,7 @@ def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path):
 # --- the rescoring command line ------------------------------------------------------------------------------------
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sft_vs_rlvr.grading", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.grading", *args], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
 
 

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from sft_vs_rlvr import atomic, ood, settings as settings_mod
+from sft_vs_rlvr import atomic
+from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.evaluate import ood
 
 SCHEMA_ROWS = {
     "gsm8k-platinum": [{"question": "Q one?", "answer": "work\n#### 1,000"}, {"question": "Q two?", "answer": "no line"}],
@@ -59,7 +61,8 @@ def test_unknown_unsupported_and_misshapen_sets_are_refused(local_sets, tmp_path
 def test_synthetic_hard_set_is_built_offline_and_shares_nothing_with_training(tmp_path, monkeypatch):
     import re
 
-    from sft_vs_rlvr import data_prep, synth_gsm8k
+    from sft_vs_rlvr import data_prep
+    from sft_vs_rlvr.tiny import synth_gsm8k
 
     monkeypatch.delenv("OOD_DATA_DIR", raising=False)
     shared = settings_mod.load("tiny").shared

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import pasted_argv
 
-from sft_vs_rlvr import data_prep, hf_cache, oi_flags, open_instruct, settings, tiny_model, wandb_runs
+from sft_vs_rlvr import contract, data_prep, settings
+from sft_vs_rlvr.launch import hf_cache, oi_flags, open_instruct
+from sft_vs_rlvr.report import wandb_runs
+from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
@@ -32,8 +35,8 @@ def checkout_and_python() -> tuple[Path, Path]:
     python = checkout / ".venv" / "bin" / "python"
     if not (checkout / "open_instruct" / "finetune.py").is_file():
         pytest.skip(f"no open-instruct checkout at {checkout} (scripts/setup_open_instruct_cpu.sh makes one)")
-    if open_instruct.checkout_commit(checkout) != open_instruct.PINNED_COMMIT:
-        pytest.skip(f"open-instruct at {checkout} is not at the pinned {open_instruct.PINNED_TAG}")
+    if open_instruct.checkout_commit(checkout) != contract.OPEN_INSTRUCT_COMMIT:
+        pytest.skip(f"open-instruct at {checkout} is not at the pinned {contract.OPEN_INSTRUCT_TAG}")
     if not python.is_file():
         pytest.skip(f"no environment at {python.parent.parent} (scripts/setup_open_instruct_cpu.sh makes one)")
     return checkout, python
@@ -53,7 +56,7 @@ def launcher_command(script: str, tmp_path: Path, **env: str) -> list[str]:
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env)
     result = subprocess.run([script, "--dry-run"], cwd=REPO, env=base, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return shlex.split(result.stdout.strip().splitlines()[-1])
+    return pasted_argv(result.stdout)
 
 
 def flags(arguments: list[str]) -> dict[str, list[str]]:
@@ -120,7 +123,7 @@ def verdicts(tmp_path_factory):
         arm = "sft" if entry == "finetune" else "rlvr"
         commands[name] = (entry, edited(commands["4 GPUs", arm][1], changes))
     lines = "".join(json.dumps([entry, arguments]) + "\n" for entry, arguments in commands.values())
-    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.oi_parse", "--batch"], input=lines, cwd=REPO,
+    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.launch.oi_parse", "--batch"], input=lines, cwd=REPO,
                             env=oi_environment(checkout), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     answers = [json.loads(line) for line in result.stdout.splitlines()]
@@ -155,7 +158,7 @@ def test_open_instruct_refuses_what_it_cannot_run(verdicts, name):
 
 def test_a_refusal_is_one_line_and_exit_status_2():
     checkout, python = checkout_and_python()
-    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.oi_parse", "finetune", "--", "--model_name_or_path", "m",
+    result = subprocess.run([str(python), "-m", "sft_vs_rlvr.launch.oi_parse", "finetune", "--", "--model_name_or_path", "m",
                              "--push_to_hub", "false"], cwd=REPO, env=oi_environment(checkout), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2 and result.stdout == ""
@@ -184,7 +187,7 @@ def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(t
         "--use_liger_kernel": None,  # Triton kernels: GPU only, and not installed in the CPU environment
     })
     launch = [str(python.parent / "accelerate"), "launch", "--cpu", "--num_processes", "1",
-              "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", "-m", "sft_vs_rlvr.oi_cpu",
+              "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", "-m", "sft_vs_rlvr.launch.oi_cpu",
               str(checkout / "open_instruct" / "finetune.py")]
     env = oi_environment(checkout, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1",
                          HF_DATASETS_CACHE=str(tmp_path / "datasets"), WANDB_MODE="offline",
@@ -251,7 +254,7 @@ def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer
     would feed an un-resized Llama 3.1); with it, the vocabulary and the model's shapes stay as they are."""
     from test_tokenizer_prep import llama_like_tokenizer
 
-    from sft_vs_rlvr import tokenizer_prep
+    from sft_vs_rlvr.launch import tokenizer_prep
 
     checkout, python = checkout_and_python()
     raw = llama_like_tokenizer(tmp_path / "raw")

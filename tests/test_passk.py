@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from sft_vs_rlvr import passk
+from sft_vs_rlvr.evaluate import passk
 
 
 def brute_force_pass_at_k(flags: list[bool], k: int) -> float:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sft_vs_rlvr import plan as plan_mod, prompts, settings as settings_mod
+from sft_vs_rlvr import prompts
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.launch import plan as plan_mod
 
 REPO = Path(__file__).resolve().parent.parent
 GIB = 2**30

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sft_vs_rlvr import layouts, preflight, settings as settings_mod
+from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.launch import layouts, preflight
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,7 @@ def test_a_command_with_a_flag_open_instruct_lacks_is_refused():
 
 def test_missing_token_stops_the_launcher_before_anything_is_written(tmp_path):
     """Launcher level: needs the open-instruct checkout and environment, which come before the Hub check."""
-    from sft_vs_rlvr import open_instruct
+    from sft_vs_rlvr.launch import open_instruct
     try:
         open_instruct.check()
     except UserError as error:
@@ -107,7 +108,7 @@ def test_missing_token_stops_the_launcher_before_anything_is_written(tmp_path):
 def test_too_little_disk_stops_the_launcher_before_anything_is_written(tmp_path, config_dir):
     """Launcher level, with a local 8B-shaped base model folder (a config.json is all --plan reads), so no Hub
     check; the SFT arm's nine DeepSpeed states need far more disk than this machine has free."""
-    from sft_vs_rlvr import open_instruct
+    from sft_vs_rlvr.launch import open_instruct
     try:
         open_instruct.check()
     except UserError as error:

@@ -34,7 +34,7 @@ def test_same_as_transformers_apply_chat_template(tmp_path):
 
 def _open_instruct_tulu() -> str:
     """CHAT_TEMPLATES['tulu'] at the pinned tag, read from a local open-instruct checkout or mirror."""
-    from sft_vs_rlvr import open_instruct
+    from sft_vs_rlvr.launch import open_instruct
 
     source = open_instruct.read_source("open_instruct/dataset_transformation.py")
     if source is None:

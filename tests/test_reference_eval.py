@@ -18,7 +18,10 @@ import pytest
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install -r requirements.txt -c requirements.lock)")
 
-from sft_vs_rlvr import atomic, data_prep, reference_eval, settings as settings_mod, tiny_model
+from sft_vs_rlvr import atomic, contract, data_prep
+from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.evaluate import reference as reference_eval
+from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 20
@@ -32,7 +35,7 @@ OFFLINE_RUNNER = (
     "socket.socket.connect = refuse\n"
     "socket.create_connection = refuse\n"
     "sys.argv = ['reference_eval', *sys.argv[1:]]\n"
-    "runpy.run_module('sft_vs_rlvr.reference_eval', run_name='__main__')\n"
+    "runpy.run_module('sft_vs_rlvr.evaluate.reference', run_name='__main__')\n"
 )
 
 
@@ -73,7 +76,7 @@ def reference_run(tiny, test_file, tmp_path_factory):
 
 def test_results_hold_lm_evals_metrics_and_protocol(reference_run):
     results, samples, _, model = reference_run
-    assert results["format"] == reference_eval.RESULTS_FORMAT and results["version"] == 1
+    assert results["format"] == contract.REFERENCE_RESULTS.id and results["version"] == 1
     assert results["model_name"] == "base" and results["model"]["path"] == str(model)
     assert results["lm_eval_version"] == lm_eval_version() and results["lm_eval_version"]
     task = results["task"]

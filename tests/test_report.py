@@ -11,11 +11,12 @@ import re
 
 import numpy as np
 import pytest
+from conftest_report_helpers import assert_table_numbers_in_json, build_experiment, write_model_eval
 from scipy import stats as sps
 
-from conftest_report_helpers import assert_table_numbers_in_json, build_experiment, write_model_eval
-from sft_vs_rlvr import dynamics, report
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.report import analysis as report
+from sft_vs_rlvr.report import dynamics
 
 MODELS = ("base", "sft", "rlvr")
 

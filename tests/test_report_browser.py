@@ -23,9 +23,9 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from conftest_report_helpers import build_experiment
-from sft_vs_rlvr import report
+
+from sft_vs_rlvr.report import analysis as report
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver",)

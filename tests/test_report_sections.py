@@ -11,11 +11,11 @@ from math import comb
 
 import numpy as np
 import pytest
+from conftest_report_helpers import assert_table_numbers_in_json, build_full_experiment, write_offline_run
 from scipy import stats as sps
 
-from conftest_report_helpers import assert_table_numbers_in_json, build_full_experiment, write_offline_run
-from sft_vs_rlvr import report
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.report import analysis as report
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_pass_at_k_formula_sanity():
 
 def test_open_instruct_grpo_metric_names_of_both_versions_from_real_runs(tmp_path):
     """grpo_fast v0.3.0 logs objective/kl0_avg (k1) and val/stop_rate; before it, k1 was objective/kl_avg."""
-    from sft_vs_rlvr import dynamics, wandb_runs
+    from sft_vs_rlvr.report import dynamics, wandb_runs
 
     v030 = [{"training_step": i, "episode": 64 * i, "objective/verifiable_reward": 0.1 * i, "scores": 0.5,
              "objective/kl0_avg": 0.01 * i, "objective/kl1_avg": 9.0, "loss/policy_avg": -0.1,
@@ -326,7 +326,7 @@ def test_pass_at_k_crossover_against_the_base(full):
 
 
 def test_aggregate_rules():
-    from sft_vs_rlvr import seeds
+    from sft_vs_rlvr.report import seeds
 
     merged = seeds.aggregate([
         {"acc": 0.5, "name": "sft", "run": "a", "reached": True, "at": 10, "examples": [{"id": 1}], "pts": [[1, 2]]},

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from sft_vs_rlvr import runs, settings
+from sft_vs_rlvr import contract, runs, settings
 from sft_vs_rlvr.errors import UserError
 
 # A command that behaves like a trainer as far as the run folder is concerned: it prints a line,
@@ -74,7 +74,7 @@ def test_running_stage_is_refused_while_its_lock_is_held(isolated_env):
     run_dir = runs.Path(variables["RUN_DIR"])
     run_dir.mkdir()
     (run_dir / "manifest.json").write_text(json.dumps({
-        "format": runs.MANIFEST_FORMAT, "version": runs.MANIFEST_VERSION, "stage": "sft",
+        "format": contract.MANIFEST.id, "version": contract.MANIFEST.version, "stage": "sft",
         "status": "running", "started_at": "2026-01-01T00:00:00Z"}))
     with (run_dir / ".lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -155,7 +155,8 @@ def test_llama8b_resumes_an_interrupted_stage_in_place(isolated_env, monkeypatch
 def _config_with_local_data(root):
     import shutil
 
-    from sft_vs_rlvr import atomic, synth_gsm8k
+    from sft_vs_rlvr import atomic
+    from sft_vs_rlvr.tiny import synth_gsm8k
 
     data = root / "gsm8k"
     for split, size in (("train", 30), ("test", 10)):
@@ -170,7 +171,8 @@ def _config_with_local_data(root):
 
 
 def test_open_instruct_saves_are_indexed_complete_ones_only(tmp_path):
-    from sft_vs_rlvr import runs, settings as settings_mod
+    from sft_vs_rlvr import runs
+    from sft_vs_rlvr import settings as settings_mod
 
     settings = settings_mod.load("llama8b")
     sft = tmp_path / "sft"

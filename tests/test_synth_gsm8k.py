@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from sft_vs_rlvr import grading, synth_gsm8k
+from sft_vs_rlvr.evaluate import grading
+from sft_vs_rlvr.tiny import synth_gsm8k
 
 
 def test_deterministic_by_seed():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sft_vs_rlvr import tokenizer_prep
 from sft_vs_rlvr.errors import UserError
+from sft_vs_rlvr.launch import tokenizer_prep
 
 SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>",
            "<|finetune_right_pad_id|>"]

@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest_report_helpers import write_offline_run
-from sft_vs_rlvr import wandb_runs
-from sft_vs_rlvr.wandb_runs import (
+
+from sft_vs_rlvr.report import wandb_runs
+from sft_vs_rlvr.report.wandb_runs import (
     BLOCK_SIZE,
     CorruptRunFile,
     MissingInput,

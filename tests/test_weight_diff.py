@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sft_vs_rlvr import weight_diff as wd
+from sft_vs_rlvr.weights import diff as wd
 
 REPO = Path(__file__).resolve().parent.parent
 Q = "model.layers.0.self_attn.q_proj.weight"

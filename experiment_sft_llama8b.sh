@@ -102,6 +102,8 @@ elif [[ -z "$DRY_RUN" ]]; then
   python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
 fi
 
+# The generation contract's BOS choice (configs/experiment.toml), shared with the RLVR arm and the evaluator.
+bos_flag=(); [[ "$ADD_BOS" == true ]] && bos_flag=(--add_bos)
 # Speed without changing what is learned: --packing (padding-free micro-batches), Liger's fused
 # cross-entropy (no full logits in memory), fused AdamW, ZeRO-2 where it fits (plan.py), full
 # micro-batches. --checkpointing_steps writes training states (step_N/); all are kept for the curves.
@@ -112,6 +114,7 @@ cmd=("${launch[@]}" "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
   --model_name_or_path "$MODEL"
   --tokenizer_name_or_path "$TOKENIZER"
   --chat_template_name "$CHAT_TEMPLATE"
+  "${bos_flag[@]}"
   --dataset_mixer_list "$DATA_DIR/sft_train.jsonl" 1.0
   --dataset_mixer_list_splits train
   --max_seq_length "$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"

@@ -48,11 +48,12 @@ class Format(NamedTuple):
 EXPERIMENT = Format("sft-vs-rlvr/experiment", 1, (1,))        # <experiment>/experiment.json
 DATA = Format("sft-vs-rlvr/data", 1, (1,))                    # <experiment>/data/manifest.json
 MANIFEST = Format("sft-vs-rlvr/manifest", 1, (1,))            # <experiment>/<stage>/manifest.json
-EVAL_RESULTS = Format("sft-vs-rlvr/eval-results", 2, (1, 2))  # eval/<model>_results.json
+EVAL_RESULTS = Format("sft-vs-rlvr/eval-results", 3, (1, 2, 3))  # eval/<model>_results.json
 EVAL_INDEX = Format("sft-vs-rlvr/eval-index", 1, (1,))        # eval/index.json
 REFERENCE_RESULTS = Format("sft-vs-rlvr/reference-results", 1, (1,))  # eval/<model>_reference_results.json
 OOD_DATA = Format("sft-vs-rlvr/ood-data", 1, (1,))            # data/ood/<set>.manifest.json
 REPORT = Format("sft-vs-rlvr/report", 2, (2,))                # report/report.json
+PILOT = Format("sft-vs-rlvr/pilot", 1, (1,))                  # <rl stage>/pilot.json
 
 # ---------------------------------------------------------------------------------------- open-instruct
 

@@ -39,9 +39,11 @@ def user_content(question: str, instruction: str) -> str:
     return f"{question}\n\n{instruction}" if instruction else question
 
 
-def render(template: str, messages: list[dict], eos_token: str, add_generation_prompt: bool) -> str:
+def render(template: str, messages: list[dict], eos_token: str, add_generation_prompt: bool,
+           bos_token: str = "") -> str:
     """Render like transformers' apply_chat_template (sandboxed jinja2, trim_blocks/lstrip_blocks)."""
-    return _compiled(template).render(messages=messages, eos_token=eos_token, add_generation_prompt=add_generation_prompt)
+    return _compiled(template).render(messages=messages, eos_token=eos_token, bos_token=bos_token,
+                                      add_generation_prompt=add_generation_prompt)
 
 
 @functools.lru_cache(maxsize=8)

@@ -189,7 +189,8 @@ def stage_status(settings: settings_mod.Settings, run_dir: Path) -> str:
     """Status of a stage folder: new, completed or interrupted (failed or killed; begin_stage resumes or moves it)."""
     manifest = read_manifest(run_dir)
     if manifest is None:
-        if run_dir.exists() and any(p.name != ".lock" for p in run_dir.iterdir()):
+        # The pilot runs before the stage (launch/pilot.py): its pilot.json alone is not an earlier attempt.
+        if run_dir.exists() and any(p.name not in (".lock", "pilot.json") for p in run_dir.iterdir()):
             return "interrupted"
         return "new"
     if manifest["status"] == "completed":
@@ -329,6 +330,19 @@ class _Redactor:
         return text
 
 
+PILOT_FIELDS = ("passed", "informative_groups", "mean_reward", "stop_rate", "truncation_rate",
+                "mean_response_tokens", "groups_all_correct", "groups_all_wrong", "prompts", "samples", "threshold")
+
+
+def pilot_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The RL pilot's numbers (pilot.json, written before the stage ran), for the report's budget table."""
+    path = run_dir / "pilot.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return {**{k: record.get(k) for k in PILOT_FIELDS}, "file": path.name}
+
+
 def compute_record(run_dir: Path, host: dict[str, Any]) -> dict[str, Any]:
     """What trained, for the budget: the trainer's training_device.json (the tiny trainers pick the GPU or
     the CPU at run time), else TRAINING_DEVICE=cpu (open-instruct's CPU launch of the tiny profile), else the
@@ -413,6 +427,7 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
         run_dir, settings)
     manifest["wandb"] = tracking.finish_info(wandb_info, run_dir)
     manifest["compute"] = compute_record(run_dir, manifest["host"])
+    manifest["pilot"] = pilot_summary(run_dir)
     if code == 0 and model is None:
         manifest["status"] = "failed"
         print(f"error: {run_dir.name} exited 0 but wrote no model folder (config.json + weights) under {run_dir}",

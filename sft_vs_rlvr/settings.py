@@ -40,6 +40,7 @@ SHARED_KEYS: dict[str, type] = {
     "chat_template": str,
     "instruction": str,
     "verifier": str,
+    "stop_strings": list,
 }
 PROFILE_KEYS: dict[str, type] = {
     "base_model": str,
@@ -48,6 +49,7 @@ PROFILE_KEYS: dict[str, type] = {
     "test_size": int,
     "max_prompt_length": int,
     "max_response_length": int,
+    "add_bos": bool,
 }
 ARM_KEYS: dict[str, dict[str, type]] = {
     "sft": {
@@ -66,6 +68,8 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "beta": float,
         "temperature": float,
         "checkpoints": int,
+        "pilot_prompts": int,
+        "pilot_min_informative_groups": float,
     },
     "eval": {
         "engine": str,
@@ -81,6 +85,8 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "ood_sets": list,
     },
 }
+# Keys whose value must lie in a closed range.
+RANGES: dict[str, tuple[float, float]] = {"pilot_min_informative_groups": (0.0, 1.0)}
 # Values a key may take, where the code only implements some.
 CHOICES: dict[str, tuple[str, ...]] = {
     "chat_template": ("tulu",),
@@ -139,10 +145,24 @@ def _check_section(values: Any, schema: dict[str, type], where: str) -> dict[str
             value = float(value)
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise UserError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}")
+        if key == "stop_strings":
+            _check_stop_strings(value, where)
+        if key in RANGES and not RANGES[key][0] <= value <= RANGES[key][1]:
+            raise UserError(f"{where}: '{key}' = {value!r} must be between {RANGES[key][0]} and {RANGES[key][1]}")
         if key in CHOICES and value not in CHOICES[key]:
             raise UserError(f"{where}: '{key}' = {value!r} is not supported; choose one of {', '.join(CHOICES[key])}")
         out[key] = value
     return out
+
+
+def _check_stop_strings(values: list, where: str) -> None:
+    """Non-empty strings without digits: the GSM8K verifier reads the last number, so a stop string must hold none."""
+    for value in values:
+        if not isinstance(value, str) or not value or "\n" in value:
+            raise UserError(f"{where}: stop_strings must be non-empty one-line strings, got {value!r}")
+        if any(ch.isdigit() for ch in value):
+            raise UserError(f"{where}: stop string {value!r} holds a digit, which the GSM8K verifier could read as "
+                            "the answer; use stop strings without digits")
 
 
 def known_profiles(config_dir: Path | None = None) -> list[str]:
@@ -179,16 +199,25 @@ def load(profile: str, config_dir: str | os.PathLike | None = None) -> Settings:
     return Settings(profile=profile, shared=shared, config_dir=config_dir, **arms)
 
 
+def _shell_value(value: Any) -> str:
+    """Lists one item per line (bash: mapfile -t items <<<"$NAME"); booleans as true/false; the rest as text."""
+    if isinstance(value, list):
+        return "\n".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def shell_exports(settings: Settings) -> str:
     """`export NAME=value` lines: shared keys as-is (SEED, BASE_MODEL, ...), arm keys prefixed (SFT_EPOCHS, ...)."""
     lines = [f"export PROFILE={shlex.quote(settings.profile)}"]
     for key, value in settings.shared.items():
         if key == "output_root":  # resolved: the OUTPUT_ROOT environment variable wins over the file
             value = settings.output_root
-        lines.append(f"export {key.upper()}={shlex.quote(str(value))}")
+        lines.append(f"export {key.upper()}={shlex.quote(_shell_value(value))}")
     for arm in ARM_KEYS:
         for key, value in getattr(settings, arm).items():
-            lines.append(f"export {arm.upper()}_{key.upper()}={shlex.quote(str(value))}")
+            lines.append(f"export {arm.upper()}_{key.upper()}={shlex.quote(_shell_value(value))}")
     return "\n".join(lines) + "\n"
 
 

@@ -6,11 +6,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/launcher_common.sh
 if [[ -n "$DRY_RUN" ]]; then BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny.model path)"
 else BASE_MODEL_PATH="$(python -m sft_vs_rlvr.tiny.model ensure)"; fi
+# The generation contract (configs/experiment.toml), as the llama8b launchers pass it to open-instruct.
+contract=(); mapfile -t stops <<<"$STOP_STRINGS"
+for stop in "${stops[@]}"; do contract+=(--stop-string "$stop"); done
+[[ "$ADD_BOS" == true ]] && contract+=(--add-bos)
 cmd=(python -m sft_vs_rlvr.tiny.train sft
   --model "$BASE_MODEL_PATH"
   --train-file "$DATA_DIR/sft_train.jsonl"
   --output-dir "$RUN_DIR"
   --seed "$SEED"
+  "${contract[@]}"
   --learning-rate "$SFT_LEARNING_RATE"
   --epochs "$SFT_EPOCHS"
   --per-device-batch-size "$SFT_PER_DEVICE_BATCH_SIZE"

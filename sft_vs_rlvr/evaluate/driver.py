@@ -1,18 +1,26 @@
-"""Evaluation: every model of an experiment on the test split, in the template it trained with.
+"""Evaluation: every model of an experiment on the test split, prompted exactly as it trained.
 
 Models: the base, each finished arm (sft, rlvr, and sft_rlvr when it was run) and, with the
 `checkpoints` setting, every intermediate checkpoint the arms' manifests list (named <arm>_step<N>).
 Same for every model (DESIGN.md, contract rule 4): the prepared test rows, the same token budget
-(max_response_length) and stop rule (EOS), full precision on CPU or bf16 on GPU (never 8-bit), and
-both graders (grading.py) on every response. The prompt template is read from the tokenizer saved
-with each trained model, so evaluation cannot drift from training; the base model gets the shared one.
+(max_response_length), the generation contract (generation.py: prompts as the token ids both trainers
+build, BOS as they add it, EOS and the contract's stop strings), full precision on CPU or bf16 on GPU
+(never 8-bit), and both graders (grading.py) on every response. The prompt template is read from the
+tokenizer saved with each trained model, so evaluation cannot drift from training; the base model gets the
+shared one. Results record the first prompt's token ids.
 
 Decoding: greedy (the headline accuracy) and, with `samples` > 0, n sampled completions per problem
 at `temperature` for pass@k and maj@k (passk.py); checkpoints are evaluated greedy only.
-Engines (eval_engines.py): vLLM on GPU machines, transformers elsewhere.
+Engines (engines.py): vLLM on GPU machines, transformers on CPUs or when the settings ask for it.
+Processes (worker.py): on a GPU machine each model runs in fresh worker processes, one replica per
+visible GPU (problems split, results merged in order; tensor parallel only for a model that does not fit a
+card), which exit before the next model loads, so GPU memory never carries over; greedy and sampled
+decodings of one model share the loaded engine. On a CPU the driver generates in its own process
+(--replicas N forces N worker processes anywhere). Before any model loads, every tokenizer is checked
+against the contract and every model against the GPUs.
 
 Resumable and idempotent: completions are appended, one batch at a time, to
-eval/.partial/<name>.<decoding>.jsonl; a killed evaluation continues from there. A model already
+eval/.partial/<name>.<decoding>.w<i>of<n>.jsonl; a killed evaluation continues from there. A model already
 evaluated with the same weights and settings is reused (--force redoes it). Results and samples are
 written atomically, samples first, so a results file always has its complete samples file beside it.
 Checkpoints that are training states (DeepSpeed's format on GPUs) are turned into model folders in
@@ -22,6 +30,7 @@ Outputs per model (docs/FORMATS.md): eval/<name>_results.json, eval/<name>_sampl
 eval/index.json listing what was evaluated, reused or skipped (with the reason).
 
 Usage: python -m sft_vs_rlvr.evaluate.driver --experiment-dir DIR [--models base,sft,rlvr,sft_rlvr] [--force]
+                                            [--replicas N]
 """
 
 from __future__ import annotations
@@ -29,21 +38,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sft_vs_rlvr import atomic, contract, prompts, runs, stats
+from sft_vs_rlvr import atomic, contract, generation, prompts, runs, stats
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError, cli
 from sft_vs_rlvr.evaluate import engines as eval_engines
-from sft_vs_rlvr.evaluate import grading, ood, passk
+from sft_vs_rlvr.evaluate import grading, ood, passk, worker
 from sft_vs_rlvr.evaluate.fingerprints import state_fingerprint, weight_files, weights_fingerprint
+from sft_vs_rlvr.launch import layouts
+from sft_vs_rlvr.launch import plan as plan_mod
 from sft_vs_rlvr.tiny import model as tiny_model
+
+GIB = 2 ** 30
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "tokenizer.model", "generation_config.json", "config.json")
@@ -163,10 +177,11 @@ def _deepspeed_to_model(state: Path, target: Path) -> None:
 
 def decodings(settings: settings_mod.Settings, spec: ModelSpec) -> list[eval_engines.Decoding]:
     shared, options = settings.shared, settings.eval
-    out = [eval_engines.greedy(shared["max_response_length"], shared["seed"])]
+    stop = tuple(shared["stop_strings"])
+    out = [eval_engines.greedy(shared["max_response_length"], shared["seed"], stop)]
     if options["samples"] > 0 and spec.step is None:
         out.append(eval_engines.sampled(options["samples"], options["temperature"], options["top_p"],
-                                        shared["max_response_length"], shared["seed"]))
+                                        shared["max_response_length"], shared["seed"], stop))
     return out
 
 
@@ -183,104 +198,167 @@ def test_rows(settings: settings_mod.Settings, exp_dir: Path) -> list[dict[str, 
     return rows
 
 
-def prompt_texts(spec: ModelSpec, tokenizer, settings: settings_mod.Settings, rows, log=print) -> tuple[list[str], str]:
+def tokenizer_folder(spec: ModelSpec) -> str:
+    """Where a model's tokenizer is: its own folder, or for a training state its arm's final model folder."""
+    if spec.step is not None and not (Path(spec.path) / "tokenizer_config.json").is_file():
+        return spec.final_model or spec.path
+    return spec.path
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(tokenizer_folder(spec))
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot load the tokenizer of {spec.name} from {tokenizer_folder(spec)} "
+                        f"({str(error).splitlines()[0]}); check the model folder") from None
+
+
+def prompt_template(spec: ModelSpec, tokenizer, settings: settings_mod.Settings, log=print) -> tuple[str, str]:
+    """The template a model trained with: the one saved with its tokenizer, the shared one for the base."""
     shared_template = prompts.template_text(settings.shared["chat_template"])
     if spec.name == "base":
-        template, source = shared_template, "shared"
-    else:
-        template, source = tokenizer.chat_template, "tokenizer"
-        if not template:
-            raise UserError(f"{spec.path} has no chat template in its tokenizer; it was not saved by this pipeline")
-        if template != shared_template:
-            log(f"eval: note: {spec.name}'s saved template differs from the shared "
-                f"'{settings.shared['chat_template']}' text; using the saved one (it is what the model trained with)")
-    texts = [prompts.render(template, row["messages"], tokenizer.eos_token, add_generation_prompt=True) for row in rows]
-    return texts, source
+        return shared_template, "shared"
+    template = tokenizer.chat_template
+    if not template:
+        raise UserError(f"{spec.path} has no chat template in its tokenizer; it was not saved by this pipeline")
+    add_bos = settings.shared["add_bos"]
+    if generation.prompt_template(template, add_bos) != generation.prompt_template(shared_template, add_bos):
+        log(f"eval: note: {spec.name}'s saved template differs from the shared "
+            f"'{settings.shared['chat_template']}' text; using the saved one (it is what the model trained with)")
+    return template, "tokenizer"
 
 
-class Partial:
-    """Completions appended one batch at a time; a resumed run reads back every complete line."""
-
-    def __init__(self, path: Path, key: dict[str, Any]):
-        self.path, self.key = path, key
-        self.done: dict[int, list[dict[str, Any]]] = {}
-        if path.is_file():
-            lines = path.read_text(encoding="utf-8").split("\n")
-            header = _json_or_none(lines[0])
-            if header != {"key": key}:
-                path.rename(path.with_suffix(f".stale-{int(time.time())}"))  # other weights or settings: kept aside
-            else:
-                for line in lines[1:]:
-                    record = _json_or_none(line)  # a line cut by a kill or a full disk is not complete
-                    if record is not None:
-                        self.done[record["index"]] = record["completions"]
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._append([{"key": key}])
-
-    def add(self, batch: list[tuple[int, list[eval_engines.Completion]]]) -> None:
-        records = [{"index": i, "completions": [c.__dict__ for c in completions]} for i, completions in batch]
-        self._append(records)
-        for record in records:
-            self.done[record["index"]] = record["completions"]
-
-    def _append(self, records: list[dict[str, Any]]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(r) + "\n" for r in records))  # one write per batch
-            handle.flush()
+def prompt_token_ids(spec: ModelSpec, tokenizer, settings: settings_mod.Settings, rows, log=print
+                     ) -> tuple[list[list[int]], list[str], dict[str, Any]]:
+    """Every row's prompt as the token ids both trainers build (generation.py), its text, and how they were built."""
+    rules = generation.Contract.from_shared(settings.shared)
+    generation.check_tokenizer(tokenizer, rules, f"{spec.name} ({tokenizer_folder(spec)})")
+    template, source = prompt_template(spec, tokenizer, settings, log=log)
+    texts = [generation.prompt_text(tokenizer, template, row["messages"], rules) for row in rows]
+    ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+    return ids, texts, {"template_source": source, **rules.as_dict(),
+                        "first_prompt_token_ids": ids[0] if ids else []}
 
 
-def _json_or_none(line: str) -> Any:
-    try:
-        return json.loads(line) if line.strip() else None
-    except json.JSONDecodeError:
-        return None
+@dataclass(frozen=True)
+class Placement:
+    processes: int              # worker processes for one model; 0 = in this process
+    tensor_parallel: int = 1    # GPUs per worker
+    devices: tuple[str, ...] = ()  # CUDA_VISIBLE_DEVICES of each worker ("" = leave as is)
+
+
+def model_bytes(spec: ModelSpec, settings: settings_mod.Settings) -> float | None:
+    """bf16 bytes of a model's weights: its weight files, else the plan's shape of a Hub id, else unknown."""
+    files = weight_files(Path(spec.path)) if Path(spec.path).is_dir() else []
+    if files:
+        dtype_scale = 0.5 if any(f.suffix == ".bin" for f in files) else 1.0  # PyTorch .bin states are often fp32
+        return sum(f.stat().st_size for f in files) * dtype_scale
+    shape = plan_mod.load_assumptions(settings.config_dir).get("models", {}).get(spec.path)
+    return 2 * shape["parameters"] if shape else None
+
+
+def placement(engine: str, size: float | None, gpus: int, gpu_bytes: float, replicas: int | None) -> Placement:
+    """One replica per visible GPU for a model that fits a card with room for its KV cache (data parallel);
+    tensor parallel over the fewest GPUs that hold it otherwise (vLLM only); in this process on a CPU.
+    `replicas` forces that many worker processes (the CPU tests of the split and merge)."""
+    if replicas is not None:
+        return Placement(replicas, 1, ("",) * replicas)
+    if gpus == 0:
+        return Placement(0)
+    if size is None or size * 1.3 <= gpu_bytes:  # weights plus at least 30% for the cache and activations
+        return Placement(gpus, 1, tuple(str(i) for i in range(gpus)))
+    if engine != "vllm":
+        raise UserError(f"a model of {size / GIB:.0f} GiB does not fit one {gpu_bytes / GIB:.0f} GiB GPU with the "
+                        "transformers engine, which cannot split it; set engine = \"vllm\" in configs/eval.toml")
+    tp = 2
+    while tp <= gpus:
+        if size * 1.3 <= tp * gpu_bytes and gpus % tp == 0:
+            return Placement(1, tp, (",".join(str(i) for i in range(tp)),))
+        tp *= 2
+    raise UserError(f"a model of {size / GIB:.0f} GiB does not fit {gpus} GPUs of {gpu_bytes / GIB:.0f} GiB; "
+                    "evaluate on a machine with more GPU memory")
 
 
 def generate_all(spec: ModelSpec, model_path: str, fingerprint: str, settings: settings_mod.Settings, exp_dir: Path,
-                 engine_name: str, log=print, rows: list[dict[str, Any]] | None = None, label: str | None = None
-                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 engine_name: str, where: Placement, log=print, rows: list[dict[str, Any]] | None = None,
+                 label: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every decoding's completions for one model (resuming from .partial/), graded; plus run facts.
 
+    The engine is loaded once per process for all decodings (worker.py); `where` says how many processes.
     rows/label: another problem set (out-of-distribution), evaluated greedy only, its partial files named by label.
     """
-    from tqdm import tqdm
-
     label = label or spec.name
     kinds = ("greedy",) if rows is not None else ("greedy", "sampled")
     rows = rows if rows is not None else test_rows(settings, exp_dir)
-    engine = eval_engines.make(engine_name, model_path, settings.eval["batch_size"], settings.shared["seed"])
-    texts, template_source = prompt_texts(spec, engine.tokenizer, settings, rows, log=log)
-    completions: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    facts: dict[str, Any] = {"engine": engine.name, "device": engine.device, "dtype": engine.dtype,
-                             "template_source": template_source, "fingerprint": fingerprint, "timing": {}}
+    ids, texts, prompt_facts = prompt_token_ids(spec, load_tokenizer(spec), settings, rows, log=log)
     chosen = [d for d in decodings(settings, spec) if d.kind in kinds]
+    keys = {d.kind: {"fingerprint": fingerprint, "decoding": d.as_dict(), "n_rows": len(rows),
+                     "settings": settings.fingerprint("shared") + settings.fingerprint("eval")} for d in chosen}
+    partial_dir = exp_dir / "eval" / ".partial"
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    job = {"model_path": model_path, "engine": engine_name, "batch_size": settings.eval["batch_size"],
+           "seed": settings.shared["seed"], "max_new_tokens": settings.shared["max_response_length"],
+           "tensor_parallel_size": where.tensor_parallel, "prompt_ids": ids,
+           "decodings": [{**asdict(d), "stop": list(d.stop)} for d in chosen], "keys": keys,
+           "partial_prefix": str(partial_dir / label)}
+    started = time.perf_counter()
+    timings = _run_workers(job, where, partial_dir, label, log) if where.processes else [worker.run(
+        {**job, "shard": [0, 1]}, log=log)]
+    wall = time.perf_counter() - started
+    completions: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    facts: dict[str, Any] = {"engine": timings[0]["engine"], "device": timings[0]["device"],
+                             "dtype": timings[0]["dtype"], "template_source": prompt_facts["template_source"],
+                             "prompt": prompt_facts, "fingerprint": fingerprint, "timing": {},
+                             "placement": {"processes": max(1, where.processes), "tensor_parallel": where.tensor_parallel}}
     for decoding in chosen:
-        key = {"fingerprint": fingerprint, "decoding": decoding.as_dict(), "n_rows": len(rows),
-               "settings": settings.fingerprint("shared") + settings.fingerprint("eval")}
-        partial = Partial(exp_dir / "eval" / ".partial" / f"{label}.{decoding.kind}.jsonl", key)
-        if partial.done:
-            log(f"eval: {label} {decoding.kind}: resuming, {len(partial.done)} of {len(rows)} problems done")
-        bar = tqdm(total=len(rows), initial=len(partial.done), unit="problem", desc=f"{label} {decoding.kind}",
-                   file=sys.stderr, disable=None)
-        started, tokens = time.perf_counter(), 0
-
-        def on_batch(batch, partial=partial, bar=bar):
-            nonlocal tokens
-            partial.add(batch)
-            tokens += sum(c.tokens for _, cs in batch for c in cs)
-            bar.update(len(batch))
-            bar.set_postfix(tokens_per_s=f"{tokens / max(time.perf_counter() - started, 1e-9):.0f}")
-
-        engine.generate(texts, decoding, partial.done.keys(), on_batch)
-        bar.close()
-        wall = time.perf_counter() - started
-        facts["timing"][decoding.kind] = {"wall_seconds": wall, "new_tokens": tokens,
-                                          "tokens_per_second": tokens / wall if wall > 0 and tokens else None}
-        completions[decoding.kind] = partial.done
+        done = worker.read_partials(partial_dir / label, decoding.kind, keys[decoding.kind])
+        missing = [i for i in range(len(rows)) if i not in done]
+        if missing:
+            raise UserError(f"the evaluation of {label} ({decoding.kind}) is missing {len(missing)} of {len(rows)} "
+                            f"problems after its workers finished; rerun ./evaluate_comparison.sh (it resumes)")
+        completions[decoding.kind] = done
+        seconds = max(t[decoding.kind]["wall_seconds"] for t in timings)  # replicas run side by side
+        tokens = sum(t[decoding.kind]["new_tokens"] for t in timings)
+        facts["timing"][decoding.kind] = {"wall_seconds": seconds, "new_tokens": tokens,
+                                          "tokens_per_second": tokens / seconds if seconds > 0 and tokens else None,
+                                          "sequences_per_call": timings[0][decoding.kind]["sequences_per_call"]}
+    facts["timing"]["model_wall_seconds"] = wall
     samples = [_sample(row, text, index, completions) for index, (row, text) in enumerate(zip(rows, texts))]
     facts["decodings"] = {d.kind: d.as_dict() for d in chosen}
     return samples, facts
+
+
+def _run_workers(job: dict[str, Any], where: Placement, partial_dir: Path, label: str, log) -> list[dict[str, Any]]:
+    """One process per replica, each loading the model once; all of them finish before the next model."""
+    processes, files = [], []
+    for shard in range(where.processes):
+        job_file = partial_dir / f"{label}.job{shard}.json"
+        timing_file = partial_dir / f"{label}.timing{shard}.json"
+        atomic.write_json(job_file, {**job, "shard": [shard, where.processes], "timing_file": str(timing_file)})
+        env = dict(os.environ)
+        if where.devices[shard]:
+            env["CUDA_VISIBLE_DEVICES"] = where.devices[shard]
+        log_file = (partial_dir / f"{label}.worker{shard}.log").open("w")
+        processes.append((subprocess.Popen([sys.executable, "-m", "sft_vs_rlvr.evaluate.worker", str(job_file)],
+                                           env=env, stdout=log_file, stderr=subprocess.STDOUT), log_file))
+        files.append((job_file, timing_file, partial_dir / f"{label}.worker{shard}.log"))
+    codes = [process.wait() for process, _ in processes]
+    for _, handle in processes:
+        handle.close()
+    for code, (job_file, timing_file, log_path) in zip(codes, files):
+        if code != 0:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"an evaluation worker for {label} failed ({tail[0]}); its log is {log_path}; "
+                            "rerun ./evaluate_comparison.sh to resume")
+    timings = [json.loads(timing_file.read_text()) for _, timing_file, _ in files]
+    for job_file, timing_file, log_path in files:
+        for path in (job_file, timing_file, log_path):
+            path.unlink(missing_ok=True)
+    log(f"eval: {label}: {where.processes} worker process(es)"
+        + (f", tensor parallel {where.tensor_parallel}" if where.tensor_parallel > 1 else ""))
+    return timings
 
 
 def _graded(completion: dict[str, Any], gold: str) -> dict[str, Any]:
@@ -319,6 +397,7 @@ def summarize(spec: ModelSpec, samples: list[dict[str, Any]], settings: settings
         "split": "test", "n": n,
         "decoding": facts["decodings"]["greedy"], "decodings": facts["decodings"],
         "engine": facts["engine"], "device": facts["device"], "dtype": facts["dtype"],
+        "placement": facts["placement"], "prompt": facts["prompt"],
         "graders": graders, "headline_grader": "robust", "accuracy": graders["robust"]["accuracy"],
         "counts": {
             "n": n, "truncated": sum(s["truncated"] for s in samples),
@@ -374,7 +453,18 @@ def _is_current(results_path: Path, spec: ModelSpec, fingerprint: str | None, se
     return not reasons
 
 
-def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, Path]:
+def _gpus(settings: settings_mod.Settings) -> tuple[int, float]:
+    """Visible GPUs and the memory of one (nvidia-smi, through the plan's hardware reading); none on a CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0, 0.0
+    count = layouts.visible_gpus() or torch.cuda.device_count()
+    hardware = plan_mod.hardware(plan_mod.load_assumptions(settings.config_dir))
+    return count, hardware.memory_gib * GIB
+
+
+def run(exp_dir: Path, wanted: list[str], force: bool, log=print, replicas: int | None = None) -> dict[str, Path]:
     owner = json.loads((exp_dir / "experiment.json").read_text())
     settings = settings_mod.load(owner["profile"])
     runs.claim_experiment(settings, exp_dir)
@@ -382,6 +472,13 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
     ood.check_names(settings.eval["ood_sets"])
     specs, skipped = models_to_evaluate(settings, exp_dir, wanted, log=log)
     engine_name = eval_engines.choose(settings.eval["engine"])
+    # Before any model loads: every tokenizer can carry the generation contract, every model fits the GPUs.
+    rules = generation.Contract.from_shared(settings.shared)
+    for spec in specs:
+        generation.check_tokenizer(load_tokenizer(spec), rules, f"{spec.name} ({tokenizer_folder(spec)})")
+    gpus, gpu_bytes = _gpus(settings)
+    placements = {spec.name: placement(engine_name, model_bytes(spec, settings), gpus, gpu_bytes, replicas)
+                  for spec in specs}
     # Hashing an 8B model's weights reads 16 GB: once per model, shared by every stage below.
     fingerprints = {spec.name: spec_fingerprint(spec) for spec in specs}
     out_dir = exp_dir / "eval"
@@ -399,7 +496,8 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
         log(f"eval: {spec.name}: {spec.path} ({engine_name})")
         try:
             with loadable(spec, out_dir / ".scratch") as model_path:
-                samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name, log=log)
+                samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name,
+                                              placements[spec.name], log=log)
             results = summarize(spec, samples, settings, exp_dir, facts)
             atomic.write_jsonl(out_dir / results["samples_file"], samples)
             atomic.write_json(results_path, results)
@@ -418,7 +516,7 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
             + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
     for set_name in settings.eval["ood_sets"]:
         index += out_of_distribution(set_name, [s for s in specs if s.step is None], fingerprints, settings, exp_dir,
-                                     engine_name, force, log=log)
+                                     engine_name, force, placements, log=log)
     if settings.eval["reference"]:
         index += reference_protocol([s for s in specs if s.step is None], fingerprints, settings, exp_dir, force,
                                     log=log)
@@ -431,7 +529,7 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print) -> dict[str, P
 
 def out_of_distribution(set_name: str, specs: list[ModelSpec], fingerprints: dict[str, str],
                         settings: settings_mod.Settings, exp_dir: Path, engine_name: str, force: bool,
-                        log=print) -> list[dict[str, Any]]:
+                        placements: dict[str, Placement], log=print) -> list[dict[str, Any]]:
     """Greedy accuracy of the base and final models on one out-of-distribution set (ood.py), in eval/ood/<set>/."""
     data_dir = exp_dir / "data" / "ood"
     rows = atomic.read_jsonl(ood.prepare(set_name, settings.shared, data_dir))
@@ -446,8 +544,8 @@ def out_of_distribution(set_name: str, specs: list[ModelSpec], fingerprints: dic
             continue
         log(f"eval: {name}: {len(rows)} problems of {set_name}")
         with loadable(spec, exp_dir / "eval" / ".scratch") as model_path:
-            samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name, log=log,
-                                          rows=rows, label=name)
+            samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name,
+                                          placements[spec.name], log=log, rows=rows, label=name)
         results = summarize(spec, samples, settings, exp_dir, facts)
         results["dataset"] = ood.manifest(data_dir, set_name)
         atomic.write_jsonl(out_dir / results["samples_file"], samples)
@@ -496,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="base,sft,rlvr,sft_rlvr",
                         help="comma-separated subset of base,sft,rlvr,sft_rlvr (their checkpoints follow the arms)")
     parser.add_argument("--force", action="store_true", help="evaluate again even when results are current")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="worker processes per model (default: one per visible GPU, none on a CPU)")
     args = parser.parse_args(argv)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(wanted) - set(contract.MODELS)
@@ -504,7 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     exp_dir = Path(args.experiment_dir)
     if not (exp_dir / "experiment.json").is_file():
         raise UserError(f"{exp_dir} is not an experiment folder; run the training launchers first")
-    run(exp_dir, wanted, args.force)
+    if args.replicas is not None and args.replicas < 1:
+        raise UserError(f"--replicas must be at least 1 (got {args.replicas})")
+    run(exp_dir, wanted, args.force, replicas=args.replicas)
     return 0
 
 

@@ -4,7 +4,9 @@ The launchers never hard-code a GPU count. This module turns (settings, NUM_GPUS
 the numbers the open-instruct commands need, keeping what is learned fixed:
   SFT   processes = GPUs x nodes; each takes effective batch / processes sequences per optimizer step
         (plan.py splits that into micro-batch x gradient accumulation by memory)
-  RLVR  learners and vLLM engines per node from configs/layouts.toml; total_episodes for the epochs asked
+  RLVR  learners and vLLM engines per node from configs/layouts.toml; total_episodes for whole epochs of
+        prompts (grpo_fast counts training by episodes: steps = total_episodes // (prompts x samples))
+  both  snapshots every k optimizer steps, k a divisor of an epoch, so each epoch boundary is a snapshot
 
 The launchers get these numbers through `python -m sft_vs_rlvr.launch.plan export`.
 """
@@ -30,10 +32,12 @@ class Layout:
     sft_processes: int
     sft_sequences_per_process: int
     sft_steps: int
+    sft_steps_per_epoch: int
     sft_checkpoint_every: int
     rlvr_learners_per_node: int
     rlvr_vllm_engines: int
     rlvr_steps: int
+    rlvr_steps_per_epoch: int
     rlvr_total_episodes: int
     rlvr_save_every: int
     rlvr_eval_every: int
@@ -86,19 +90,32 @@ def resolve(settings: settings_mod.Settings, gpus_per_node: int | None = None, n
         raise UserError(
             f"effective_batch_size {sft['effective_batch_size']} cannot be split evenly over {processes} SFT processes "
             f"({gpus_per_node} GPUs x {nodes} nodes); choose a GPU count that divides it or change configs/sft.toml")
-    sft_steps = math.ceil(shared["train_size"] / sft["effective_batch_size"]) * sft["epochs"]
-    completions_per_step = rlvr["prompts_per_step"] * rlvr["samples_per_prompt"]
-    rlvr_episodes = shared["train_size"] * rlvr["epochs"] * rlvr["samples_per_prompt"]
-    rlvr_steps = rlvr_episodes // completions_per_step
+    sft_steps_per_epoch = math.ceil(shared["train_size"] / sft["effective_batch_size"])
+    sft_steps = sft_steps_per_epoch * sft["epochs"]
+    # Whole epochs of prompts: every epoch boundary is an optimizer step, so the snapshot taken there (the
+    # equal-exposure point) shows each arm after exactly one pass over the same questions.
+    rlvr_steps_per_epoch = math.ceil(shared["train_size"] / rlvr["prompts_per_step"])
+    rlvr_steps = rlvr_steps_per_epoch * rlvr["epochs"]
+    rlvr_save_every = snapshot_interval(rlvr_steps_per_epoch, rlvr_steps, rlvr["checkpoints"])
     return Layout(
         gpus_per_node=gpus_per_node, nodes=nodes, sft_processes=processes,
         sft_sequences_per_process=sft["effective_batch_size"] // processes,
-        sft_steps=sft_steps, sft_checkpoint_every=max(1, math.ceil(sft_steps / max(1, sft["checkpoints"]))),
+        sft_steps=sft_steps, sft_steps_per_epoch=sft_steps_per_epoch,
+        sft_checkpoint_every=snapshot_interval(sft_steps_per_epoch, sft_steps, sft["checkpoints"]),
         rlvr_learners_per_node=learners, rlvr_vllm_engines=engines * nodes,
-        rlvr_steps=rlvr_steps, rlvr_total_episodes=rlvr_episodes,
-        rlvr_save_every=max(1, math.ceil(rlvr_steps / max(1, rlvr["checkpoints"]))),
-        rlvr_eval_every=max(1, math.ceil(rlvr_steps / max(1, rlvr["checkpoints"]))),
+        rlvr_steps=rlvr_steps, rlvr_steps_per_epoch=rlvr_steps_per_epoch,
+        rlvr_total_episodes=rlvr_steps * rlvr["prompts_per_step"] * rlvr["samples_per_prompt"],
+        rlvr_save_every=rlvr_save_every,
+        rlvr_eval_every=rlvr_save_every,
     )
+
+
+def snapshot_interval(steps_per_epoch: int, total_steps: int, wanted: int) -> int:
+    """Optimizer steps between snapshots: the smallest divisor of an epoch's steps that gives at most `wanted`
+    snapshots, so every epoch boundary is a snapshot (an epoch-long interval when fewer are wanted)."""
+    target = total_steps / max(1, wanted)
+    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0 and d >= target]
+    return min(divisors) if divisors else steps_per_epoch
 
 
 def load_table(settings: settings_mod.Settings) -> dict:
@@ -113,10 +130,12 @@ def shell_exports(layout: Layout) -> str:
     values = {
         "NUM_GPUS": layout.gpus_per_node, "NUM_NODES": layout.nodes,
         "SFT_NUM_PROCESSES": layout.sft_processes,
-        "SFT_STEPS": layout.sft_steps, "SFT_CHECKPOINT_EVERY": layout.sft_checkpoint_every,
+        "SFT_STEPS": layout.sft_steps, "SFT_STEPS_PER_EPOCH": layout.sft_steps_per_epoch,
+        "SFT_CHECKPOINT_EVERY": layout.sft_checkpoint_every,
         # grpo_fast takes one learner count per node (a list)
         "RLVR_LEARNERS_PER_NODE": " ".join([str(layout.rlvr_learners_per_node)] * layout.nodes),
         "RLVR_VLLM_ENGINES": layout.rlvr_vllm_engines, "RLVR_STEPS": layout.rlvr_steps,
+        "RLVR_STEPS_PER_EPOCH": layout.rlvr_steps_per_epoch,
         "RLVR_TOTAL_EPISODES": layout.rlvr_total_episodes, "RLVR_SAVE_EVERY": layout.rlvr_save_every,
         "RLVR_EVAL_EVERY": layout.rlvr_eval_every,
     }

@@ -230,10 +230,11 @@ def sft_memory(shape: ModelShape, stage: int, ranks: int, micro_tokens: int, lig
 
 
 def rl_learner_memory(shape: ModelShape, stage: int, learners: int, pack_length: int,
-                      assumptions: dict[str, Any]) -> dict[str, float]:
-    """Bytes per learner GPU of grpo_fast: the policy as in SFT, plus the reference model (beta > 0)."""
+                      assumptions: dict[str, Any], reference: bool = True) -> dict[str, float]:
+    """Bytes per learner GPU of grpo_fast: the policy as in SFT, plus the reference model when one is loaded
+    (--load_ref_policy, which the launcher sets only for beta > 0)."""
     parts = sft_memory(shape, stage, learners, pack_length, liger=True, assumptions=assumptions)
-    parts["reference"] = 2 * shape.parameters / (learners if stage >= 3 else 1)
+    parts["reference"] = 2 * shape.parameters / (learners if stage >= 3 else 1) if reference else 0.0
     parts["logits"] = 12.0 * pack_length * shape.vocab_size  # log-probabilities in fp32, not fused
     # --gather_whole_model (default true) gathers every ZeRO-3 shard at once to send weights to vLLM.
     parts["weight_sync_gather"] = 2 * shape.parameters if stage >= 3 else 0.0
@@ -303,7 +304,8 @@ def choose_rlvr(settings, layout: layouts.Layout, shape: ModelShape, hw: Hardwar
     headroom = assumptions["memory"]["headroom"]
     parts = {}
     for stage in (2, 3):
-        parts = rl_learner_memory(shape, stage, learners, pack, assumptions)
+        parts = rl_learner_memory(shape, stage, learners, pack, assumptions,
+                                  reference=settings.rlvr["beta"] > 0)
         if fits(parts, hw.memory_gib, headroom):
             return Choice(stage, 1, 1, parts, True)
     return Choice(3, 1, 1, parts, False)
@@ -382,7 +384,8 @@ def _rlvr_figures(plan: Plan, a: dict[str, Any]) -> dict[str, Any]:
         return out
     p = shape.parameters
     snapshots = out["checkpoints"]
-    state_bytes = 16 * p  # DeepSpeed state 14P + reference policy 2P, latest kept only
+    # DeepSpeed state 14P, plus the reference policy 2P when one is loaded; the latest state only
+    state_bytes = (16 if s.rlvr["beta"] > 0 else 14) * p
     out.update(checkpoint_bytes=2 * p, state_bytes=state_bytes,
                disk_bytes=snapshots * 2 * p + RL_STATES_KEPT * state_bytes + 2 * p)
     for case, fill in (("expected", a["lengths"]["rl_response_fill"]), ("worst", 1.0)):
@@ -399,7 +402,8 @@ def _rl_time(plan: Plan, a: dict[str, Any], response: float, snapshots: int, sta
     learners = layout.rlvr_learners_per_node * layout.nodes
     per_engine = t["vllm_tokens_per_second_a100"] * hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
     generation = samples * response / (engines * per_engine)
-    flops = 12 * p * samples * (plan.data.rl_prompt_tokens_mean + response)
+    # per token: forward + backward 6P, old-policy log-probs 2P, generation 2P, reference forward 2P if loaded
+    flops = (12 if plan.settings.rlvr["beta"] > 0 else 10) * p * samples * (plan.data.rl_prompt_tokens_mean + response)
     training = flops / (learners * hw.peak_tflops * 1e12 * t["rl_learner_mfu"])
     steps = max(1, layout.rlvr_steps)
     overlapped = max(generation, training) + min(generation, training) / steps
@@ -567,6 +571,8 @@ def shell_exports(plan: Plan) -> str:
         "SFT_DEEPSPEED_STAGE": plan.sft.stage,
         "SFT_DEEPSPEED_CONFIG": SFT_ZERO_CONFIGS.get(plan.sft.stage, ""),
         "RLVR_DEEPSPEED_STAGE": plan.rlvr.stage if plan.rlvr else 0,
+        # grpo_fast loads a reference model whenever load_ref_policy is true, whatever beta is; beta 0 needs none
+        "RLVR_LOAD_REF_POLICY": "true" if plan.settings.rlvr["beta"] > 0 else "false",
     }
     return "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in values.items())
 

@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from sft_vs_rlvr import atomic
+from sft_vs_rlvr import atomic, generation
 from sft_vs_rlvr.errors import UserError, cli
 from sft_vs_rlvr.evaluate import grading
 
@@ -59,6 +59,22 @@ def _common_config(args, total_steps: int, device: dict) -> dict:
     )
 
 
+def _model_and_tokenizer(args):
+    """The starting model and its tokenizer, with the generation contract applied (generation.py): BOS first in
+    the template when --add-bos (as open-instruct's --add_bos), and the stop strings as extra EOS ids, which
+    TRL's GRPOTrainer both stops on and masks after (it reads model.generation_config.eos_token_id)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    contract = generation.Contract(tuple(args.stop_string), args.add_bos)
+    generation.check_tokenizer(tokenizer, contract, args.model)
+    tokenizer.chat_template = generation.prompt_template(tokenizer.chat_template, contract.add_bos)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    stop_ids = generation.single_token_ids(tokenizer, contract.stop_strings, args.model)
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, *stop_ids]
+    return model, tokenizer
+
+
 def _train_sft(args, device: dict) -> tuple[object, int]:
     from datasets import Dataset, disable_progress_bars
 
@@ -72,7 +88,8 @@ def _train_sft(args, device: dict) -> tuple[object, int]:
     total = math.ceil(len(rows) / per_step) * args.epochs
     config = SFTConfig(max_length=args.max_seq_length, completion_only_loss=True, packing=False,
                        **_common_config(args, total, device))
-    trainer = SFTTrainer(model=args.model, args=config, train_dataset=data)
+    model, tokenizer = _model_and_tokenizer(args)
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, args=config, train_dataset=data)
     trainer.train()
     return trainer, per_step
 
@@ -99,7 +116,9 @@ def _train_rlvr(args, device: dict) -> tuple[object, int]:
         **{**_common_config(args, total, device), "per_device_train_batch_size": completions_per_step,
            "gradient_accumulation_steps": 1},
     )
-    trainer = GRPOTrainer(model=args.model, reward_funcs=[gsm8k_reward], args=config, train_dataset=data)
+    model, tokenizer = _model_and_tokenizer(args)
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=[gsm8k_reward], args=config,
+                          train_dataset=data)
     trainer.train()
     return trainer, args.prompts_per_step
 
@@ -134,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-response-length", type=int, default=64, help="RLVR: generated tokens")
     parser.add_argument("--beta", type=float, default=0.0, help="RLVR: KL coefficient")
     parser.add_argument("--temperature", type=float, default=1.0, help="RLVR: sampling temperature")
+    parser.add_argument("--stop-string", action="append", default=[],
+                        help="the generation contract's stop strings (repeat); the tiny trainer needs single tokens")
+    parser.add_argument("--add-bos", action="store_true", help="the generation contract: BOS first in every prompt")
     args = parser.parse_args(argv)
     for path in (args.model, args.train_file):
         if not Path(path).exists():

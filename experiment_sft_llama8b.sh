@@ -50,7 +50,8 @@ Environment:
 
 Reads:  configs/experiment.toml, configs/sft.toml, configs/layouts.toml, configs/plan.toml
 Writes: <output_root>/<experiment id>/experiment.json, data/ (prepared once), sft/ (manifest.json,
-        command.sh, train.log, model/ or output/sft/ with its step_N states, wandb/)
+        command.sh, train.log, model/ or output/sft/ with the latest step_N state, snapshots/step_N/ model
+        folders for the learning curve, wandb/)
 USAGE
 }
 
@@ -106,7 +107,8 @@ fi
 bos_flag=(); [[ "$ADD_BOS" == true ]] && bos_flag=(--add_bos)
 # Speed without changing what is learned: --packing (padding-free micro-batches), Liger's fused
 # cross-entropy (no full logits in memory), fused AdamW, ZeRO-2 where it fits (plan.py), full
-# micro-batches. --checkpointing_steps writes training states (step_N/); all are kept for the curves.
+# micro-batches. --checkpointing_steps writes training states (step_N/), at steps that divide an epoch; finetune.py
+# deletes none of them (--keep_last_n_checkpoints -1, --clean_checkpoints_at_end false): the runner below does.
 cmd=("${launch[@]}" "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
   --exp_name sft
   --output_dir "$RUN_DIR/output"
@@ -144,4 +146,9 @@ cmd=("${launch[@]}" "$OPEN_INSTRUCT_DIR/open_instruct/finetune.py"
 show_command_if_dry_run "${cmd[@]}"
 # The command against open-instruct's own parser at the pinned tag, then the run.
 python -m sft_vs_rlvr.launch.preflight command -- "${cmd[@]}"
-run_stage "${cmd[@]}"
+# The learning curve at a fraction of the disk (sft_vs_rlvr/launch/snapshots.py): while finetune.py trains, each
+# state it completes becomes a model folder in $RUN_DIR/snapshots/, and every state but the newest complete one
+# (the resume point) is removed once its model folder is verified.
+exec python -m sft_vs_rlvr.runs run --run-dir "$RUN_DIR" \
+  --snapshots "$RUN_DIR/output/sft" --snapshot-config "$MODEL" --snapshot-tokenizer "$TOKENIZER" \
+  -- "${cmd[@]}"

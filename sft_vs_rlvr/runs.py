@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 from sft_vs_rlvr import atomic, contract, data_prep, shell_command, tracking
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError, cli
+from sft_vs_rlvr.launch import snapshots
 
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
 # Environment a stage's command depends on, written into command.sh when set (W&B's come from tracking.py).
@@ -356,6 +358,15 @@ def compute_record(run_dir: Path, host: dict[str, Any]) -> dict[str, Any]:
     return {"device": "cuda" if gpus else "cpu", "gpus": gpus, "source": "NUM_GPUS" if os.environ.get("NUM_GPUS") else "host"}
 
 
+def _poll_snapshots(watcher: "snapshots.Watcher", stop: threading.Event) -> None:
+    interval = float(os.environ.get("SNAPSHOT_POLL_SECONDS", "30"))
+    while not stop.wait(interval):
+        try:
+            watcher.poll()
+        except (OSError, UserError) as error:  # never stop training for a snapshot; the final pass retries
+            print(f"snapshots: {error}", file=sys.stderr)
+
+
 def write_command_script(path: Path, command: list[str], env: dict[str, str], wandb_env: dict[str, str],
                          redact: _Redactor, manifest: dict[str, Any]) -> None:
     """<run folder>/command.sh: the exact command, one flag per line, with the environment it ran in."""
@@ -371,8 +382,11 @@ def write_command_script(path: Path, command: list[str], env: dict[str, str], wa
     path.chmod(0o755)
 
 
-def run_stage(run_dir: Path, command: list[str]) -> int:
-    """Run `command` as stage `run_dir.name`, recording the manifest before and after; returns its exit code."""
+def run_stage(run_dir: Path, command: list[str], watcher: "snapshots.Watcher | None" = None) -> int:
+    """Run `command` as stage `run_dir.name`, recording the manifest before and after; returns its exit code.
+
+    With a snapshot watcher (the SFT stage on the open-instruct path), finetune.py's training states are
+    converted to model folders and pruned while it trains, and once more when it has finished."""
     exp_dir = run_dir.parent
     owner = json.loads((exp_dir / "experiment.json").read_text())
     settings = settings_mod.load(owner["profile"])
@@ -414,17 +428,28 @@ def run_stage(run_dir: Path, command: list[str]) -> int:
                                        text=True, errors="replace", bufsize=1)
         except OSError as error:
             raise UserError(f"cannot start {command[0]}: {error.strerror}; is it installed?") from None
+        stop = threading.Event()
+        polling = threading.Thread(target=_poll_snapshots, args=(watcher, stop), daemon=True) if watcher else None
+        if polling:
+            polling.start()
         for line in process.stdout:
             line = redact(line)
             sys.stdout.write(line)
             log.write(line)
         code = process.wait()
+        if polling:
+            stop.set()
+            polling.join()
+            watcher.poll(training_done=code == 0)  # a failed run keeps its latest state for the relaunch
     manifest.update(ended_at=utc_now(), exit_status=code, status="completed" if code == 0 else "failed")
     model = find_model_folder(run_dir)
     manifest["final_model"] = str(model.relative_to(run_dir)) if model else None
     index = run_dir / "checkpoints.json"
-    manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else open_instruct_checkpoints(
-        run_dir, settings)
+    if watcher:
+        manifest["checkpoints"] = watcher.entries(settings.sft["effective_batch_size"])
+    else:
+        manifest["checkpoints"] = json.loads(index.read_text()) if index.is_file() else open_instruct_checkpoints(
+            run_dir, settings)
     manifest["wandb"] = tracking.finish_info(wandb_info, run_dir)
     manifest["compute"] = compute_record(run_dir, manifest["host"])
     manifest["pilot"] = pilot_summary(run_dir)
@@ -451,6 +476,10 @@ def main(argv: list[str] | None = None) -> int:
     begin.add_argument("--dry-run", action="store_true", help="work out the paths only; write nothing")
     run = sub.add_parser("run")
     run.add_argument("--run-dir", required=True)
+    run.add_argument("--snapshots", help="finetune.py's output folder: convert its states to model folders and "
+                                         "prune them as it trains (launch/snapshots.py)")
+    run.add_argument("--snapshot-config", help="with --snapshots: the base model, for the config")
+    run.add_argument("--snapshot-tokenizer", help="with --snapshots: the tokenizer the stage trains with")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
     where = sub.add_parser("locate")
     where.add_argument("--profile", default=os.environ.get("PROFILE", "llama8b"))
@@ -464,7 +493,17 @@ def main(argv: list[str] | None = None) -> int:
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not command:
             raise UserError("runs run needs a command after --")
-        return run_stage(Path(args.run_dir), command)
+        watcher = None
+        if args.snapshots:
+            settings = settings_mod.load(json.loads((Path(args.run_dir).parent / "experiment.json").read_text())["profile"])
+            bin_dir = os.environ.get("OPEN_INSTRUCT_BIN")
+            python = str(Path(bin_dir) / "python") if bin_dir and (Path(bin_dir) / "python").is_file() else sys.executable
+            converter = snapshots.converter_command(python, args.snapshot_config, args.snapshot_tokenizer,
+                                                    settings.shared["chat_template"], settings.shared["add_bos"])
+            watcher = snapshots.Watcher(Path(args.snapshots), Path(args.run_dir), converter,
+                                        settle_seconds=float(os.environ.get("SNAPSHOT_SETTLE_SECONDS", "30")),
+                                        log=lambda message: print(message, file=sys.stderr))
+        return run_stage(Path(args.run_dir), command, watcher)
     settings = settings_mod.load(args.profile)
     if args.command == "locate":
         print(f"export EXPERIMENT_DIR={shlex.quote(str(locate(settings)))}")

@@ -127,23 +127,21 @@ def models_to_evaluate(settings: settings_mod.Settings, exp_dir: Path, wanted: l
 
 
 @contextlib.contextmanager
-def loadable(spec: ModelSpec, scratch: Path) -> Iterator[str]:
-    """A folder transformers/vLLM can load for `spec`; checkpoints are completed in a scratch folder."""
+def loadable(spec: ModelSpec, settings: settings_mod.Settings, scratch: Path) -> Iterator[str]:
+    """A folder transformers/vLLM can load for `spec`; checkpoints are completed in a scratch folder, removed after."""
     folder = Path(spec.path)
     if spec.step is None or _complete(folder):
         yield spec.path
         return
     target = scratch / spec.name
     shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
     try:
-        if weight_files(folder):
+        if weight_files(folder):  # TRL's checkpoints, accelerate's CPU states: weights as they are (no bf16 cast)
+            target.mkdir(parents=True)
             for weights in weight_files(folder):
-                (target / weights.name).symlink_to(weights.resolve())  # e.g. accelerate's CPU state: weights as is
-        elif (folder / "zero_to_fp32.py").is_file():
-            _deepspeed_to_model(folder, target)
-        else:
-            raise UserError(f"{folder} holds neither weights nor a DeepSpeed state; it cannot be evaluated")
+                (target / weights.name).symlink_to(weights.resolve())
+        else:  # a DeepSpeed state: the snapshot converter, in open-instruct's environment where deepspeed is
+            _convert_state(folder, target, spec, settings)
         final = Path(spec.final_model or "")
         for name in TOKENIZER_FILES:  # config and tokenizer from the arm's final model (a state has neither)
             if (final / name).is_file() and not (target / name).exists():
@@ -158,17 +156,19 @@ def _complete(folder: Path) -> bool:
         weight_files(folder))
 
 
-def _deepspeed_to_model(state: Path, target: Path) -> None:
-    """DeepSpeed's own zero_to_fp32.py, which it copies into every state, run where deepspeed is installed."""
-    from sft_vs_rlvr.launch import open_instruct
+def _convert_state(state: Path, target: Path, spec: ModelSpec, settings: settings_mod.Settings) -> None:
+    from sft_vs_rlvr.launch import open_instruct, snapshots
 
     python = open_instruct.python() if open_instruct.python().is_file() else Path(sys.executable)
-    result = subprocess.run([str(python), str(state / "zero_to_fp32.py"), str(state), str(target),
-                             "--safe_serialization"], capture_output=True, text=True)
+    final = spec.final_model or str(state)
+    command = snapshots.converter_command(str(python), final, final, settings.shared["chat_template"],
+                                          settings.shared["add_bos"])
+    result = subprocess.run([*command, str(state), str(target)], capture_output=True, text=True,
+                            env={**os.environ, **open_instruct.environment()})
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise UserError(f"DeepSpeed could not convert {state} into a model folder ({tail[0]}); "
-                        "is deepspeed installed in open-instruct's environment (make setup-gpu)?")
+        raise UserError(f"the training state {state} could not be turned into a model folder ({tail[0]}); is "
+                        "deepspeed installed in open-instruct's environment (make setup-gpu)?")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -495,7 +495,7 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print, replicas: int 
             continue
         log(f"eval: {spec.name}: {spec.path} ({engine_name})")
         try:
-            with loadable(spec, out_dir / ".scratch") as model_path:
+            with loadable(spec, settings, out_dir / ".scratch") as model_path:
                 samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name,
                                               placements[spec.name], log=log)
             results = summarize(spec, samples, settings, exp_dir, facts)
@@ -543,7 +543,7 @@ def out_of_distribution(set_name: str, specs: list[ModelSpec], fingerprints: dic
             index.append({"name": name, "status": "reused", "results": str(results_path.relative_to(exp_dir / "eval"))})
             continue
         log(f"eval: {name}: {len(rows)} problems of {set_name}")
-        with loadable(spec, exp_dir / "eval" / ".scratch") as model_path:
+        with loadable(spec, settings, exp_dir / "eval" / ".scratch") as model_path:
             samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name,
                                           placements[spec.name], log=log, rows=rows, label=name)
         results = summarize(spec, samples, settings, exp_dir, facts)

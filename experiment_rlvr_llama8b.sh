@@ -39,6 +39,8 @@ Options:
 
 Environment:
   PROFILE         llama8b (default) or tiny
+  RLVR_TRAINER    tiny profile only: trl (default) or open-instruct (grpo_fast.py in single-GPU mode: the
+                  dress rehearsal on a GPU box, make gpu-check; needs Ray and vLLM)
   INIT_FROM       base (default) or sft: the third arm, GRPO started from this experiment's SFT model,
                   everything else equal (run folder sft_rlvr/)
   EXPERIMENT_ID   run into <output_root>/<EXPERIMENT_ID> instead of the current experiment
@@ -102,19 +104,29 @@ run_pilot() {
   [[ -z "$PILOT_ONLY" ]] || exit 0
 }
 
-# The tiny profile on a CPU: TRL's GRPOTrainer runs from its own script and exits.
-if [[ "$PROFILE" == tiny ]]; then
-  TOKENIZER="$INIT_MODEL"
-  run_pilot python
-  exec scripts/tiny/rlvr_trl.sh
-fi
+# The tiny profile: TRL's GRPOTrainer (the default) runs from its own script and exits. RLVR_TRAINER=open-instruct
+# keeps grpo_fast's command below in open-instruct's single-GPU mode (the dress rehearsal; needs Ray and vLLM).
+RLVR_TRAINER="${RLVR_TRAINER:-$([[ "$PROFILE" == tiny ]] && echo trl || echo open-instruct)}"
+case "$PROFILE:$RLVR_TRAINER" in
+  tiny:trl)
+    TOKENIZER="$INIT_MODEL"
+    run_pilot python
+    exec scripts/tiny/rlvr_trl.sh ;;
+  llama8b:open-instruct|tiny:open-instruct) ;;
+  *) die "no RLVR command for PROFILE=$PROFILE with RLVR_TRAINER=$RLVR_TRAINER; use PROFILE=llama8b, or PROFILE=tiny with RLVR_TRAINER=trl or open-instruct" ;;
+esac
 
 load_exports python -m sft_vs_rlvr.launch.open_instruct export   # OPEN_INSTRUCT_DIR, _BIN, _COMMIT
 load_exports python -m sft_vs_rlvr.tracking export --profile "$PROFILE"   # WANDB_MODE, WANDB_ENTITY
 # open-instruct would add a "<pad>" token past Llama 3.1's embedding matrix, which grpo_fast never resizes;
 # both arms use the base tokenizer with its own reserved pad token instead (sft_vs_rlvr/launch/tokenizer_prep.py).
 TOKENIZER="$DATA_DIR/tokenizer"
-[[ -n "$DRY_RUN" ]] || python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
+single_gpu=()
+if [[ "$PROFILE" == tiny ]]; then
+  source scripts/tiny/rlvr_open_instruct.sh   # INIT_MODEL, TOKENIZER, single_gpu for the tiny model on one GPU
+elif [[ -z "$DRY_RUN" ]]; then
+  python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
+fi
 run_pilot "$OPEN_INSTRUCT_BIN/python"
 
 # Several nodes: start Ray first (head: ray start --head; workers: ray start --address MAIN_ADDR:6379),
@@ -202,6 +214,7 @@ cmd=("$OPEN_INSTRUCT_BIN/python" "$OPEN_INSTRUCT_DIR/open_instruct/grpo_fast.py"
   --vllm_tensor_parallel_size 1
   --deepspeed_stage "$RLVR_DEEPSPEED_STAGE"
   --deepspeed_zpg 1
+  "${single_gpu[@]}"
   --seed "$SEED"
   --with_tracking
   --wandb_project "$WANDB_PROJECT"

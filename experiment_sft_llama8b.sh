@@ -98,7 +98,7 @@ launch=("$OPEN_INSTRUCT_BIN/accelerate" launch
   --deepspeed_multinode_launcher standard)
 gpu_only=(--use_liger_kernel)
 if [[ "$PROFILE" == tiny ]]; then
-  source scripts/tiny/sft_open_instruct_cpu.sh   # MODEL, TOKENIZER, launch, gpu_only for the CPU
+  source scripts/tiny/sft_open_instruct.sh   # MODEL, TOKENIZER, launch, gpu_only for the tiny model
 elif [[ -z "$DRY_RUN" ]]; then
   python -m sft_vs_rlvr.launch.tokenizer_prep --model "$BASE_MODEL" --out "$TOKENIZER" >/dev/null
 fi

@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from sft_vs_rlvr import atomic, contract, data_prep, runs
 from sft_vs_rlvr import settings as settings_mod
+from sft_vs_rlvr.evaluate import driver as evaluation
 from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,7 +72,12 @@ def test_every_output_is_written_and_a_missing_checkpoint_is_a_recorded_skip(exp
     assert "listed in sft/manifest.json but" in [m for m in index["models"] if m["name"] == "sft_step24"][0]["reason"]
     results = json.loads((eval_dir / "sft_results.json").read_text())
     samples = atomic.read_jsonl(eval_dir / "sft_samples.jsonl")
-    assert results["version"] == 2 and results["n"] == len(samples) == 32 and results["engine"] == "transformers"
+    assert results["version"] == contract.EVAL_RESULTS.version and results["n"] == len(samples) == 32
+    assert results["engine"] == "transformers" and results["placement"] == {"processes": 1, "tensor_parallel": 1}
+    shared = settings_mod.load("tiny").shared
+    assert results["prompt"]["stop_strings"] == shared["stop_strings"] and results["prompt"]["add_bos"] is False
+    tokenizer = AutoTokenizer.from_pretrained(experiment / "sft" / "model")
+    assert tokenizer.decode(results["prompt"]["first_prompt_token_ids"]) == samples[0]["prompt"]
     assert set(results["decodings"]) == {"greedy", "sampled"} and results["decodings"]["sampled"]["n"] == 4
     sampled = results["sampled"]
     for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
@@ -100,7 +107,7 @@ def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(expe
 
     process = subprocess.Popen([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(experiment),
                                 "--models", "base"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    partial = experiment / "eval" / ".partial" / "base.sampled.jsonl"
+    partial = experiment / "eval" / ".partial" / "base.sampled.w0of1.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and not (partial.is_file() and partial.read_text().count("\n") >= 3):
         time.sleep(0.05)  # header + two batches of the sampled pass
@@ -140,7 +147,7 @@ def test_bad_models_and_data_are_refused_with_one_line(experiment):
     (experiment / "sft" / "model" / "tokenizer.json").unlink()
     (experiment / "sft" / "model" / "tokenizer_config.json").unlink()
     result = evaluate(experiment, "--models", "sft")
-    assert result.returncode == 2 and "cannot load model or tokenizer" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "cannot load the tokenizer of sft" in result.stderr.strip().splitlines()[-1]
 
     rows = atomic.read_jsonl(experiment / "data" / "test.jsonl")
     rows[3]["ground_truth"] = "seventy"
@@ -163,21 +170,87 @@ def test_results_of_another_format_version_are_redone_and_said(experiment):
     assert json.loads(path.read_text())["version"] == contract.EVAL_RESULTS.version
 
 
-def test_the_vllm_request_and_its_outputs(experiment):
+def test_the_vllm_request_and_its_outputs():
     from types import SimpleNamespace
 
     from sft_vs_rlvr.evaluate import engines as eval_engines
 
-    greedy = eval_engines.vllm_sampling_params(eval_engines.greedy(512, 42), eos_token_id=128001)
-    assert greedy == {"n": 1, "max_tokens": 512, "stop_token_ids": [128001], "skip_special_tokens": True,
-                      "seed": 42, "temperature": 0.0, "top_p": 1.0}
-    sampled = eval_engines.vllm_sampling_params(eval_engines.sampled(16, 0.6, 1.0, 512, 42), eos_token_id=128001)
-    assert (sampled["n"], sampled["temperature"], sampled["top_p"]) == (16, 0.6, 1.0)
+    ids = [[128000, 27, 91], [128000, 5]]
+    prompts_, params = eval_engines.vllm_request(ids, [0, 1], eval_engines.greedy(512, 42, ("<|user|>",)), 128001)
+    assert prompts_ == [{"prompt_token_ids": [128000, 27, 91]}, {"prompt_token_ids": [128000, 5]}]
+    assert params[0] == {"n": 1, "max_tokens": 512, "stop_token_ids": [128001], "stop": ["<|user|>"],
+                         "include_stop_str_in_output": False, "skip_special_tokens": True,
+                         "seed": 42 * 1_000_003, "temperature": 0.0, "top_p": 1.0}
+    assert params[1]["seed"] == 42 * 1_000_003 + 1  # a problem's samples do not depend on its replica
+    _, sampled = eval_engines.vllm_request(ids, [1], eval_engines.sampled(16, 0.6, 1.0, 512, 42), 128001)
+    assert (sampled[0]["n"], sampled[0]["temperature"], sampled[0]["top_p"]) == (16, 0.6, 1.0)
     outputs = [SimpleNamespace(outputs=[SimpleNamespace(text="#### 3", token_ids=[1, 2, 128001], finish_reason="stop"),
                                         SimpleNamespace(text="so", token_ids=[5] * 512, finish_reason="length")])]
     assert eval_engines.completions_from_vllm(outputs) == [[eval_engines.Completion("#### 3", 3, False),
                                                             eval_engines.Completion("so", 512, True)]]
-    assert eval_engines.choose("auto") == "transformers"  # no vLLM or GPU here
+
+
+def test_the_engine_choice_never_falls_back_silently():
+    from sft_vs_rlvr.errors import UserError
+    from sft_vs_rlvr.evaluate import engines as eval_engines
+
+    assert eval_engines.choose("auto", gpu=False, has_vllm=False) == "transformers"
+    assert eval_engines.choose("auto", gpu=True, has_vllm=True) == "vllm"
+    assert eval_engines.choose("transformers", gpu=True, has_vllm=False) == "transformers"
+    with pytest.raises(UserError, match='engine = "auto" on a GPU machine needs vLLM'):
+        eval_engines.choose("auto", gpu=True, has_vllm=False)
+    with pytest.raises(UserError, match="vLLM is not installed"):
+        eval_engines.choose("vllm", gpu=True, has_vllm=False)
+    assert eval_engines.choose("auto") == "transformers"  # this machine: no GPU
+
+
+def test_placement_one_replica_per_gpu_tensor_parallel_only_when_a_card_is_too_small():
+    from sft_vs_rlvr.errors import UserError
+
+    gib = 2 ** 30
+    assert evaluation.placement("vllm", 16 * gib, 0, 0, None) == evaluation.Placement(0)
+    assert evaluation.placement("vllm", 16 * gib, 4, 80 * gib, None) == evaluation.Placement(4, 1, ("0", "1", "2", "3"))
+    assert evaluation.placement("vllm", 140 * gib, 4, 80 * gib, None) == evaluation.Placement(1, 4, ("0,1,2,3",))
+    assert evaluation.placement("vllm", 60 * gib, 2, 40 * gib, None) == evaluation.Placement(1, 2, ("0,1",))
+    with pytest.raises(UserError, match="does not fit one 40 GiB GPU with the transformers engine"):
+        evaluation.placement("transformers", 60 * gib, 2, 40 * gib, None)
+    with pytest.raises(UserError, match="does not fit 2 GPUs of 40 GiB"):
+        evaluation.placement("vllm", 100 * gib, 2, 40 * gib, None)
+    assert evaluation.placement("transformers", None, 0, 0, 2) == evaluation.Placement(2, 1, ("", ""))
+    assert evaluation.placement("transformers", 2 ** 20, 4, 80 * gib, None) == evaluation.Placement(0)  # tiny model
+
+
+def test_the_transformers_cap_keeps_the_kv_cache_of_a_call_within_the_free_memory():
+    from transformers import LlamaConfig
+
+    from sft_vs_rlvr.evaluate import engines as eval_engines
+
+    llama8b = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                          vocab_size=128256)
+    per_token = eval_engines.kv_bytes_per_token(llama8b, 2)
+    assert per_token == 2 * 32 * 8 * 128 * 2  # keys and values, 32 layers, 8 key-value heads of 128, bf16
+    free = 60 * 2 ** 30
+    cap = eval_engines.generation_cap(llama8b, 2, free, 662)
+    assert cap * (per_token * 662 + 8 * 128256) <= 0.6 * free < (cap + 1) * (per_token * 662 + 8 * 128256)
+    assert 64 * 16 > cap  # 64 prompts x 16 samples, the old unbounded call, would not fit
+    assert eval_engines.generation_cap(llama8b, 2, 0, 662) == 1
+
+
+def test_workers_split_the_problems_and_the_merged_answers_equal_one_process(experiment):
+    """Process per model and data parallel, with the real transformers engine in two CPU worker processes."""
+    single = evaluate(experiment, "--models", "base")
+    assert single.returncode == 0, single.stderr[-2000:]
+    expected = atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl")
+    shutil.rmtree(experiment / "eval")
+    split = evaluate(experiment, "--models", "base", "--replicas", "2")
+    assert split.returncode == 0, split.stderr[-2000:]
+    assert "eval: base: 2 worker process(es)" in split.stdout
+    merged = atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl")
+    assert [s["id"] for s in merged] == [s["id"] for s in expected]  # merged back in problem order
+    assert [s["response"] for s in merged] == [s["response"] for s in expected]  # greedy: same answers
+    results = json.loads((experiment / "eval" / "base_results.json").read_text())
+    assert results["placement"] == {"processes": 2, "tensor_parallel": 1}
+    assert not list((experiment / "eval" / ".partial").glob("*"))
 
 
 def test_out_of_distribution_set_is_evaluated_and_reported_with_its_drop(experiment, config_dir, tmp_path):

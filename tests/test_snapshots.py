@@ -8,7 +8,6 @@ in open-instruct's environment, where DeepSpeed is installed; those tests skip w
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import signal

@@ -58,6 +58,9 @@ from sft_vs_rlvr.launch import plan as plan_mod
 from sft_vs_rlvr.tiny import model as tiny_model
 
 GIB = 2 ** 30
+# A model this small (the tiny profile's) leaves no GPU memory behind worth a fresh process, and starting one
+# costs more than evaluating it: it runs in the driver's process.
+SMALL_MODEL_BYTES = 1 * GIB
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "tokenizer.model", "generation_config.json", "config.json")
@@ -261,11 +264,12 @@ def model_bytes(spec: ModelSpec, settings: settings_mod.Settings) -> float | Non
 
 def placement(engine: str, size: float | None, gpus: int, gpu_bytes: float, replicas: int | None) -> Placement:
     """One replica per visible GPU for a model that fits a card with room for its KV cache (data parallel);
-    tensor parallel over the fewest GPUs that hold it otherwise (vLLM only); in this process on a CPU.
+    tensor parallel over the fewest GPUs that hold it otherwise (vLLM only); in this process on a CPU and for a
+    model under SMALL_MODEL_BYTES.
     `replicas` forces that many worker processes (the CPU tests of the split and merge)."""
     if replicas is not None:
         return Placement(replicas, 1, ("",) * replicas)
-    if gpus == 0:
+    if gpus == 0 or (size is not None and size < SMALL_MODEL_BYTES):
         return Placement(0)
     if size is None or size * 1.3 <= gpu_bytes:  # weights plus at least 30% for the cache and activations
         return Placement(gpus, 1, tuple(str(i) for i in range(gpus)))
@@ -324,7 +328,7 @@ def generate_all(spec: ModelSpec, model_path: str, fingerprint: str, settings: s
         facts["timing"][decoding.kind] = {"wall_seconds": seconds, "new_tokens": tokens,
                                           "tokens_per_second": tokens / seconds if seconds > 0 and tokens else None,
                                           "sequences_per_call": timings[0][decoding.kind]["sequences_per_call"]}
-    facts["timing"]["model_wall_seconds"] = wall
+    facts["model_wall_seconds"] = wall  # loading and generation, all decodings
     samples = [_sample(row, text, index, completions) for index, (row, text) in enumerate(zip(rows, texts))]
     facts["decodings"] = {d.kind: d.as_dict() for d in chosen}
     return samples, facts
@@ -406,7 +410,7 @@ def summarize(spec: ModelSpec, samples: list[dict[str, Any]], settings: settings
         },
         "mean_response_tokens": tokens / n if n else 0.0,
         "tokens_per_second": greedy_timing.get("tokens_per_second"),
-        "wall_seconds": sum(t["wall_seconds"] for t in facts["timing"].values()),
+        "wall_seconds": facts["model_wall_seconds"],
         "timing": facts["timing"],
         "samples_file": f"{spec.name}_samples.jsonl", "created_at": runs.utc_now(),
     }
@@ -484,7 +488,8 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print, replicas: int 
     out_dir = exp_dir / "eval"
     written: dict[str, Path] = {}
     index: list[dict[str, Any]] = []
-    for spec in specs:
+
+    def evaluate_one(spec: ModelSpec, where: Placement) -> None:
         results_path = out_dir / f"{spec.name}_results.json"
         fingerprint = fingerprints[spec.name]
         if not force and _is_current(results_path, spec, fingerprint, settings, log=log):
@@ -492,12 +497,12 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print, replicas: int 
                 "skipping (--force redoes it)")
             written[spec.name] = results_path
             index.append({"name": spec.name, "status": "reused", "results": results_path.name})
-            continue
+            return
         log(f"eval: {spec.name}: {spec.path} ({engine_name})")
         try:
             with loadable(spec, settings, out_dir / ".scratch") as model_path:
-                samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name,
-                                              placements[spec.name], log=log)
+                samples, facts = generate_all(spec, model_path, fingerprint, settings, exp_dir, engine_name, where,
+                                              log=log)
             results = summarize(spec, samples, settings, exp_dir, facts)
             atomic.write_jsonl(out_dir / results["samples_file"], samples)
             atomic.write_json(results_path, results)
@@ -514,6 +519,27 @@ def run(exp_dir: Path, wanted: list[str], force: bool, log=print, replicas: int 
             + (f"; pass@{sampled['n_per_problem']} {sampled['robust']['pass@k'][str(sampled['n_per_problem'])]:.3f}"
                if sampled else "")
             + (f"; {results['tokens_per_second']:.0f} tokens/s" if results["tokens_per_second"] else ""))
+
+    finals = [spec for spec in specs if spec.step is None]
+    checkpoints = [spec for spec in specs if spec.step is not None]
+    for spec in finals:
+        evaluate_one(spec, placements[spec.name])
+    # Checkpoints are greedy only and short: with several GPUs, one checkpoint per GPU side by side, so their
+    # loading overlaps instead of adding up (one replica each; models that need more than a card go one by one).
+    lanes = gpus if replicas is None and gpus > 1 and all(
+        placements[c.name].tensor_parallel == 1 for c in checkpoints) else 1
+    if lanes == 1:
+        for spec in checkpoints:
+            evaluate_one(spec, placements[spec.name])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        for start in range(0, len(checkpoints), lanes):
+            group = checkpoints[start:start + lanes]
+            with ThreadPoolExecutor(max_workers=lanes) as pool:
+                futures = [pool.submit(evaluate_one, spec, Placement(1, 1, (str(gpu),))) for gpu, spec in enumerate(group)]
+                for future in futures:
+                    future.result()
     for set_name in settings.eval["ood_sets"]:
         index += out_of_distribution(set_name, [s for s in specs if s.step is None], fingerprints, settings, exp_dir,
                                      engine_name, force, placements, log=log)

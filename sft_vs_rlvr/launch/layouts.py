@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 
@@ -140,3 +141,17 @@ def shell_exports(layout: Layout) -> str:
         "RLVR_EVAL_EVERY": layout.rlvr_eval_every,
     }
     return "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in values.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sft_vs_rlvr.launch.layouts visible`: the number of visible GPUs (0 on a CPU machine)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["visible"]:
+        print("usage: python -m sft_vs_rlvr.launch.layouts visible", file=sys.stderr)
+        return 2
+    print(visible_gpus())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

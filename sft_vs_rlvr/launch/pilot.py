@@ -88,7 +88,7 @@ def run(settings: settings_mod.Settings, run_dir: Path, model: str, tokenizer_pa
         log(f"pilot: {path} is of another starting model or other settings; running it again")
     rows = choose_rows(atomic.read_jsonl(data_dir / "rl_train.jsonl"), rl["pilot_prompts"], shared["seed"])
     rules = generation.Contract.from_shared(shared)
-    engine_name = engines.choose("auto")
+    engine_name = engines.choose(settings.eval["engine"])  # the evaluation's engine: vLLM on a GPU box
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or model)

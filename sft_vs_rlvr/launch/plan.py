@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -352,19 +353,33 @@ def _sft_figures(plan: Plan, a: dict[str, Any]) -> dict[str, Any]:
     if shape is None:
         return out
     p = shape.parameters
-    checkpoint_bytes = 14 * p  # DeepSpeed state: bf16 weights 2P + fp32 master, Adam m and v 12P
-    out.update(checkpoint_bytes=checkpoint_bytes, final_model_bytes=2 * p,
-               disk_bytes=checkpoints * checkpoint_bytes + 2 * p, flops=8 * p * tokens)
+    # finetune.py writes a DeepSpeed state (bf16 weights 2P + fp32 master, Adam m and v 12P) at every snapshot
+    # step; launch/snapshots.py turns each into a bf16 model folder (2P) and removes all but the newest state.
+    state_bytes, snapshot_bytes = 14 * p, 2 * p
+    out.update(checkpoint_bytes=state_bytes, snapshot_bytes=snapshot_bytes, final_model_bytes=2 * p,
+               # peak: the newest complete state, the next one being written, the snapshots and the final model
+               disk_bytes=2 * state_bytes + checkpoints * snapshot_bytes + 2 * p,
+               disk_bytes_end=checkpoints * snapshot_bytes + 2 * p,
+               disk_bytes_without_snapshots=checkpoints * state_bytes + 2 * p,
+               flops=8 * p * tokens)
     if plan.hardware is None:
         return out
     gpus = layout.gpus_per_node * layout.nodes
     hw, disk = a["hardware"], a["hardware"]["disk_write_gib_per_s"] * GIB
     compute = out["flops"] / (gpus * plan.hardware.peak_tflops * 1e12 * a["throughput"]["sft_mfu"])
-    writing = out["disk_bytes"] / disk
+    # finetune.py's own writes stop training; the conversions (read, write, verify 2P each) run beside it.
+    writing = (checkpoints * state_bytes + 2 * p) / disk
+    converting = checkpoints * 3 * snapshot_bytes / disk
     wall = compute + writing + hw["startup_minutes"] * 60
-    out.update(seconds_compute=compute, seconds_writing=writing, seconds_wall=wall, gpus=gpus,
-               gpu_hours=wall / 3600 * gpus, cost=wall / 3600 * gpus * hw["price_per_gpu_hour"])
+    out.update(seconds_compute=compute, seconds_writing=writing, seconds_converting=converting, seconds_wall=wall,
+               gpus=gpus, gpu_hours=wall / 3600 * gpus, cost=wall / 3600 * gpus * hw["price_per_gpu_hour"])
     return out
+
+
+def snapshots_that_fit(free_bytes: float, figures: dict[str, Any]) -> int:
+    """How many SFT snapshots a disk with `free_bytes` holds at the run's peak (two states, the final model)."""
+    room = free_bytes - 2 * figures["checkpoint_bytes"] - figures["final_model_bytes"]
+    return max(0, int(room // figures["snapshot_bytes"]))
 
 
 def _rlvr_figures(plan: Plan, a: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +405,11 @@ def _rlvr_figures(plan: Plan, a: dict[str, Any]) -> dict[str, Any]:
                disk_bytes=snapshots * 2 * p + RL_STATES_KEPT * state_bytes + 2 * p)
     for case, fill in (("expected", a["lengths"]["rl_response_fill"]), ("worst", 1.0)):
         out[case] = _rl_time(plan, a, s.shared["max_response_length"] * fill, snapshots, state_bytes)
+    # The pilot before RL (launch/pilot.py): one vLLM engine on one card, plus loading the model.
+    per_engine = a["throughput"]["vllm_tokens_per_second_a100"] * plan.hardware.peak_tflops / a["peak_bf16_tflops"]["A100"]
+    pilot_tokens = s.rlvr["pilot_prompts"] * s.rlvr["samples_per_prompt"] * response
+    out["pilot"] = {"tokens": pilot_tokens, "seconds": pilot_tokens / per_engine
+                    + a["throughput"]["eval_model_load_minutes"] * 60}
     out.update({k: out["expected"][k] for k in ("seconds_wall", "gpu_hours", "cost", "flops")})
     return out
 
@@ -418,20 +438,55 @@ def _rl_time(plan: Plan, a: dict[str, Any], response: float, snapshots: int, sta
             "cost": wall / 3600 * gpus * a["hardware"]["price_per_gpu_hour"]}
 
 
+# Sizes of the out-of-distribution sets (anchors.md section 4), for planning before they are downloaded.
+OOD_SIZES = {"gsm8k-platinum": 1209, "gsm-hard": 1319, "svamp": 300, "gsm-plus": 10552}
+REFERENCE_PROMPT_TOKENS = 1000   # lm-eval gsm8k_cot: 8 exemplars and the question, measured on Llama 3's tokenizer
+REFERENCE_MAX_NEW_TOKENS = 256   # lm-eval's max_gen_toks for the hf and vllm models
+
+
+def eval_engine(settings: settings_mod.Settings) -> str:
+    """The engine the GPU box will use: auto means vLLM there (evaluate/engines.py refuses auto without it)."""
+    return "transformers" if settings.eval["engine"] == "transformers" else "vllm"
+
+
 def eval_figures(plan: Plan, a: dict[str, Any], gpus: int) -> dict[str, dict[str, float]]:
-    """vLLM evaluation of base, SFT and RLVR on the test split with `gpus` GPUs (scaling assumed linear)."""
-    s, hw = plan.settings, plan.hardware
-    problems, models = s.shared["test_size"], 3
+    """Everything ./evaluate_comparison.sh will run, with `gpus` GPUs: one replica per GPU for a model that fits a
+    card (problems split evenly, so generation scales with the GPUs), models one after another."""
+    s, hw, t = plan.settings, plan.hardware, a["throughput"]
+    engine = eval_engine(s)
+    problems = s.eval["limit"] or s.shared["test_size"]
     response = s.shared["max_response_length"] * a["lengths"]["rl_response_fill"]
-    per_gpu = a["throughput"]["vllm_tokens_per_second_a100"] * hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
-    checkpoints = plan.figures["sft"]["checkpoints"] + plan.figures["rlvr"]["checkpoints"]
+    scale = hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
+    rate = (t["vllm_tokens_per_second_a100"] if engine == "vllm" else t["transformers_tokens_per_second_a100"]) * scale
+    finals = 3  # base, SFT, RLVR (a fourth with the third arm)
+    checkpoints = plan.figures["sft"]["checkpoints"] + plan.figures["rlvr"]["checkpoints"] if s.eval["checkpoints"] else 0
+    load = t["eval_model_load_minutes"] * 60
+    rows = {
+        "greedy, final models": (finals * problems * response, finals),
+        f"sampled ({s.eval['samples']} per problem), final models": (finals * problems * s.eval["samples"] * response, 0),
+        "greedy, checkpoints": (checkpoints * problems * response, checkpoints),
+        "out-of-distribution sets, greedy": (finals * sum(OOD_SIZES.get(n, 200) for n in s.eval["ood_sets"]) * response, 0),
+    }
     out = {}
-    for case, samples_per_problem, n_models in (("greedy", 1, models), ("greedy + sampled", 1 + s.eval["samples"], models),
-                                                ("checkpoints, greedy", 1, checkpoints)):
-        tokens = n_models * problems * samples_per_problem * response
-        wall = tokens / (per_gpu * gpus) + n_models * a["throughput"]["eval_model_load_minutes"] * 60
-        out[case] = {"tokens": tokens, "seconds_wall": wall, "gpu_hours": wall / 3600 * gpus,
-                     "cost": wall / 3600 * gpus * a["hardware"]["price_per_gpu_hour"]}
+    for case, (tokens, loads) in rows.items():
+        wall = tokens / (rate * gpus) + loads * load
+        if case == "greedy, checkpoints" and checkpoints:
+            # one checkpoint per GPU side by side (evaluate/driver.py): loads overlap too
+            wall = math.ceil(checkpoints / gpus) * (load + problems * response / rate)
+        out[case] = {"tokens": tokens, "seconds_wall": wall, "engine": engine}
+    if s.eval["reference"]:
+        limit = min(s.eval["reference_limit"] or s.shared["test_size"], s.shared["test_size"])
+        # lm-eval's reference run is one process (the transformers backend): prompts are read fast, answers
+        # generated at the engine's rate of one card, about 150 tokens before its "Q:" stop.
+        tokens = finals * limit * 150
+        reference_rate = t["transformers_tokens_per_second_a100"] * scale
+        out["reference protocol (lm-eval 8-shot, ~1,000-token prompts)"] = {
+            "tokens": tokens, "seconds_wall": tokens / reference_rate + finals * load, "engine": "transformers"}
+    total = sum(r["seconds_wall"] for r in out.values())
+    out["total"] = {"tokens": sum(r["tokens"] for r in out.values()), "seconds_wall": total, "engine": engine}
+    for row in out.values():
+        row.update(gpu_hours=row["seconds_wall"] / 3600 * gpus,
+                   cost=row["seconds_wall"] / 3600 * gpus * a["hardware"]["price_per_gpu_hour"])
     return out
 
 
@@ -473,13 +528,23 @@ def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
                   f"{c.gradient_accumulation_steps} accumulation; {f['optimizer_steps']:,} optimizer steps",
                   f"  tokens trained {f['tokens_trained']:,.0f}; samples generated 0; checkpoints {f['checkpoints']}"]
         if "checkpoint_bytes" in f:
-            lines.append(f"  disk: {f['checkpoints']} DeepSpeed states x {_gib(f['checkpoint_bytes'])} + final model "
-                         f"{_gib(f['final_model_bytes'])} = {_gib(f['disk_bytes'])}")
+            lines.append(f"  disk: {f['checkpoints']} snapshots x {_gib(f['snapshot_bytes'])} (model folders) + final "
+                         f"model {_gib(f['final_model_bytes'])} = {_gib(f['disk_bytes_end'])} at the end; "
+                         f"{_gib(f['disk_bytes'])} at the peak, while the newest training state "
+                         f"({_gib(f['checkpoint_bytes'])}, kept for resuming) and the next one both exist "
+                         f"(keeping every state would take {_gib(f['disk_bytes_without_snapshots'])})")
+            free = _free_disk(s)
+            if free is not None:
+                lines.append(f"  disk free under {s.output_root}: {_gib(free)}, room for "
+                             f"{snapshots_that_fit(free, f)} snapshots at the peak (this run takes "
+                             f"{f['checkpoints']}; fewer: lower `checkpoints` in configs/sft.toml)")
         if hw is not None:
             lines += _memory_lines("memory", c, hw, a["memory"]["headroom"])
             lines.append(f"  time: compute {_hours(f['seconds_compute'])} ({f['flops']:.2e} FLOP at "
-                         f"{a['throughput']['sft_mfu']:.0%} MFU) + checkpoint writes {_hours(f['seconds_writing'])} + "
-                         f"start-up {a['hardware']['startup_minutes']:.0f} min = {_hours(f['seconds_wall'])}")
+                         f"{a['throughput']['sft_mfu']:.0%} MFU) + finetune.py's state writes "
+                         f"{_hours(f['seconds_writing'])} + start-up {a['hardware']['startup_minutes']:.0f} min = "
+                         f"{_hours(f['seconds_wall'])}; snapshot conversions {_hours(f['seconds_converting'])}, beside "
+                         "training on the CPU")
             lines.append(f"  cost: {f['gpu_hours']:.1f} GPU-hours x {a['hardware']['price_per_gpu_hour']} USD = "
                          f"{f['cost']:,.0f} USD")
     if "rlvr" in stages:
@@ -506,21 +571,24 @@ def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
                          f"{a['throughput']['rl_learner_mfu']:.0%} MFU), overlapped; + weight syncs "
                          f"{_hours(e['seconds_weight_sync'])} + evaluation {_hours(e['seconds_evaluation'])} + "
                          f"writes {_hours(e['seconds_writing'])} + start-up = {_hours(e['seconds_wall'])}")
+            lines.append(f"  pilot before RL: {s.rlvr['pilot_prompts']} prompts x {s.rlvr['samples_per_prompt']} samples, "
+                         f"{f['pilot']['tokens']:,.0f} tokens, {_hours(f['pilot']['seconds'])} on one GPU (refused "
+                         f"below {s.rlvr['pilot_min_informative_groups']:.0%} informative groups)")
             lines.append(f"  worst case (every response {s.shared['max_response_length']} tokens): "
                          f"{_hours(w['seconds_wall'])}")
             lines.append(f"  cost: {e['gpu_hours']:.1f} GPU-hours x {a['hardware']['price_per_gpu_hour']} USD = "
                          f"{e['cost']:,.0f} USD (worst case {w['cost']:,.0f} USD)")
     if "eval" in stages and hw is not None and plan.shape is not None:
-        lines += ["", f"Evaluation with vLLM ({s.shared['test_size']:,} test problems, mean response "
+        engine = eval_engine(s)
+        lines += ["", f"Evaluation ({engine}; {s.eval['limit'] or s.shared['test_size']:,} test problems, mean response "
                       f"{s.shared['max_response_length'] * a['lengths']['rl_response_fill']:.0f} tokens assumed, "
                       f"{s.eval['samples']} samples per problem at temperature {s.eval['temperature']})"]
-        for gpus in (1, 4):
+        for gpus in sorted({1, layout.gpus_per_node}):
             for case, f in eval_figures(plan, a, gpus).items():
-                lines.append(f"  {gpus} x {hw.gpu_name}, {case}: {f['tokens']:,.0f} tokens, {_hours(f['seconds_wall'])}, "
-                             f"{f['gpu_hours']:.1f} GPU-hours, {f['cost']:,.0f} USD")
-        lines.append("  (base, SFT and RLVR; checkpoints: every intermediate snapshot of both arms; model loading "
-                     f"{a['throughput']['eval_model_load_minutes']:.0f} min each; 4 GPUs assumed 4 times as fast, "
-                     "optimistic for tensor parallelism)")
+                lines.append(f"  {gpus} x {hw.gpu_name}, {case}: {f['tokens']:,.0f} tokens, {_hours(f['seconds_wall'])}"
+                             + (f", {f['gpu_hours']:.1f} GPU-hours, {f['cost']:,.0f} USD" if case == "total" else ""))
+        lines.append(f"  (base, SFT and RLVR; checkpoints: every snapshot of both arms; one replica per GPU; loading "
+                     f"{a['throughput']['eval_model_load_minutes']:.0f} min per model and replica set)")
     if hw is not None:
         lines += ["", "Assumptions (configs/plan.toml): " + "; ".join(
             [f"{k} {v}" for k, v in a["throughput"].items()]
@@ -528,6 +596,17 @@ def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
             + [f"{k} {v}" for k, v in a["hardware"].items() if k not in ("gpu_name", "gpu_memory_gib")]),
             "Estimates, not measurements: compare them with the first run's W&B throughput and adjust the file."]
     return "\n".join(lines) + "\n"
+
+
+def _free_disk(settings: settings_mod.Settings) -> float | None:
+    """Free bytes on the file system the run folders go to (its nearest existing parent)."""
+    folder = settings.output_root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return float(shutil.disk_usage(folder).free)
+    except OSError:
+        return None
 
 
 def refusals(plan: Plan, stages: tuple[str, ...]) -> list[str]:

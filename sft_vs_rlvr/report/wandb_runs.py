@@ -143,12 +143,13 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
     # matters, so summary updates keep their JSON text and are decoded once at the end (half the reading time
     # of a 10,000-row run otherwise).
     summary: dict[tuple[str, ...], str | None] = {}
+    quoted: dict[str, str] = {}
     for payload in iter_records(run_file):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "history":
-            run.history.append({_item_key(item): json.loads(item.value_json) for item in record.history.item})
+            run.history.append(_history_row(record.history.item, quoted))
         elif kind == "run":
             run.run_id, run.project = record.run.run_id, record.run.project
             run.group = record.run.run_group or None
@@ -167,6 +168,19 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
         else:
             node[path[-1]] = json.loads(value)
     return run
+
+
+def _history_row(items: Any, quoted: dict[str, str]) -> dict[str, Any]:
+    """One history row, decoded with one json.loads: the items' JSON texts joined into one object (a third of
+    the time of decoding each value alone, on rows of 40 keys). quoted caches each key's JSON string."""
+    parts = []
+    for item in items:
+        key = _item_key(item)
+        name = quoted.get(key)
+        if name is None:
+            name = quoted[key] = json.dumps(key)
+        parts.append(f"{name}:{item.value_json}")
+    return json.loads("{" + ",".join(parts) + "}")
 
 
 def _collect_summary(summary: dict[tuple[str, ...], str | None], record: Any) -> None:
@@ -300,3 +314,15 @@ def series(history: list[dict[str, Any]], key: str, step_key: str) -> list[list[
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def curve(points: list[list[float]], key: str, step_key: str, **extra: Any) -> dict[str, Any]:
+    """A curve as the report stores it: the points and their first, last, min and max, plus any notes."""
+    values = [value for _, value in points]
+    return {"key": key, "step_key": step_key, "points": points, "n_points": len(points), "first": points[0],
+            "last": points[-1], "min": min(values), "max": max(values), **extra}
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a history cell must hold to be plotted."""
+    return _is_number(value)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sft_vs_rlvr.errors import UserError
-from sft_vs_rlvr.report import rl_signals, wandb_runs
+from sft_vs_rlvr.report import rl_signals, wall_clock, wandb_runs
 from sft_vs_rlvr.report.wandb_runs import CorruptRunFile, MissingInput
 
 METRIC_ALIASES = {
@@ -114,6 +114,6 @@ def stage_dynamics(experiment_dir: Path, stage: str, manifest: dict[str, Any]) -
     if stage != "sft":
         out["trainer"] = rl_signals.trainer_of(run.history)
         out["unavailable"] = unavailable
-    # The rows' timestamps feed the wall-clock split (budgets); left out of report.json.
-    out["_history"] = run.history
+    # The rows' timestamps and time keys feed the wall-clock split (budgets); left out of report.json.
+    out["_history"] = [{key: row[key] for key in wall_clock.KEYS if key in row} for row in run.history]
     return out

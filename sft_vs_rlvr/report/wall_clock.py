@@ -37,6 +37,9 @@ from typing import Any
 from sft_vs_rlvr.report.wandb_runs import is_number
 
 SLACK_SECONDS = 120.0  # clocks of the launcher and the trainer on one machine; W&B flushes a little late
+# The history keys the split reads (the rest of a run's rows need not be kept for it).
+KEYS = ("_timestamp", "_step", "training_step", "train/global_step", "time/total", "time/saving",
+        "val/num_total_tokens", "learner_tokens_per_second_overall")
 GIB = 2**30
 
 

@@ -53,7 +53,8 @@ from sft_vs_rlvr.evaluate import grading
 from sft_vs_rlvr.launch import layouts
 from sft_vs_rlvr.report import wandb_runs  # noqa: E402
 
-INPUTS_VERSION = 1  # bump when what is generated changes: cached inputs of another version are regenerated
+INPUTS_VERSION = 2  # bump when what is generated changes: cached inputs of another version are regenerated
+# v2: grpo_fast's filter counts, in-loop eval and time/* keys, _timestamp on every row, pilot and compute records
 STAMP = "bench-inputs.json"
 EXPERIMENT_ID = "llama8b-seed42"
 ARMS, MODELS = contract.ARMS, contract.MODELS
@@ -348,6 +349,8 @@ def write_manifest(exp: Path, stage: str, settings: settings_mod.Settings, data_
         "host": {"python": "3.11.12", "platform": "Linux-5.15.0-139-generic-x86_64-with-glibc2.35",
                  "gpus": [GPU_NAME] * GPUS, "num_nodes": 1},
         "started_at": started, "ended_at": ended, "status": "completed", "exit_status": 0,
+        "compute": {"device": "cuda", "gpus": GPUS, "source": "NUM_GPUS"}, "command_file": "command.sh",
+        "pilot": None if stage == "sft" else PILOT[stage],
         "wandb": {"mode": "offline", "why": "no W&B login found (wandb login, or WANDB_API_KEY)",
                   "project": settings.shared["wandb_project"], "group": EXPERIMENT_ID, "run_id": run_id,
                   "run_name": f"{EXPERIMENT_ID}-{stage}", "dir": "wandb", "url": None,
@@ -364,7 +367,34 @@ def write_manifest(exp: Path, stage: str, settings: settings_mod.Settings, data_
 # ----------------------------------------------------------------------------------------------- W&B
 
 
-def sft_rows(rng: np.random.Generator, n: int, lr: float, warmup_ratio: float) -> list[tuple[int, dict[str, Any]]]:
+PILOT = {arm: {"passed": True, "informative_groups": share, "mean_reward": reward, "stop_rate": 0.94,
+               "truncation_rate": 0.06, "mean_response_tokens": 188.0, "groups_all_correct": correct,
+               "groups_all_wrong": wrong, "prompts": 256, "samples": 2048, "threshold": 0.2, "file": "pilot.json"}
+         for arm, share, reward, correct, wrong in (("rlvr", 0.47, 0.38, 0.12, 0.41), ("sft_rlvr", 0.44, 0.6, 0.4, 0.16))}
+STARTUP_S = {"sft": 540.0, "rlvr": 960.0, "sft_rlvr": 900.0}  # from the launch to the first step
+TAIL_S = {"sft": 240.0, "rlvr": 180.0, "sft_rlvr": 180.0}      # after the last row: final save, shut-down
+SAVE_S = {"sft": 105.0, "rlvr": 95.0, "sft_rlvr": 95.0}       # a DeepSpeed state (SFT) or a GRPO state, after logging
+SNAPSHOT_S = 18.0                                              # grpo_fast's HF snapshot, inside the step (time/saving)
+
+
+def _epoch(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def timestamps(stage: str, n: int, saves: set[int]) -> np.ndarray:
+    """_timestamp of each of n steps: the stage's start + start-up, then even steps, a save after each step in
+    `saves`, ending TAIL_S before the stage's end."""
+    start, end = (_epoch(t) for t in STAGE_TIMES[stage])
+    per_step = (end - start - STARTUP_S[stage] - TAIL_S[stage] - SAVE_S[stage] * len(saves)) / n
+    steps = np.arange(1, n + 1)
+    extra = np.array([SAVE_S[stage] * sum(1 for s in saves if s < k) for k in steps])  # saves before step k
+    return start + STARTUP_S[stage] + per_step * steps + extra
+
+
+def sft_rows(rng: np.random.Generator, n: int, lr: float, warmup_ratio: float,
+             stamps: np.ndarray) -> list[tuple[int, dict[str, Any]]]:
     """finetune.py's logged keys, one row per optimizer step (accelerator.log(metrics, step=completed_steps))."""
     steps = np.arange(1, n + 1)
     warmup = max(1, int(warmup_ratio * n))
@@ -374,31 +404,57 @@ def sft_rows(rng: np.random.Generator, n: int, lr: float, warmup_ratio: float) -
     tokens = np.cumsum(rng.integers(2900, 3700, n))
     tps = rng.normal(6200, 350, n)
     return [(int(s), {"learning_rate": float(l), "train_loss": float(max(0.05, x)), "total_tokens": int(t),
-                      "per_device_tps": float(p)}) for s, l, x, t, p in zip(steps, lrs, loss, tokens, tps)]
+                      "per_device_tps": float(p), "_timestamp": float(ts)})
+            for s, l, x, t, p, ts in zip(steps, lrs, loss, tokens, tps, stamps)]
 
 
 def grpo_rows(rng: np.random.Generator, n: int, start_reward: float, end_reward: float, lr: float,
-              prompts: int, samples: int, train_size: int) -> list[tuple[None, dict[str, Any]]]:
-    """grpo_fast.py (open-instruct v0.3.0) keys, one row per training step; training_step is the step metric."""
+              prompts: int, samples: int, train_size: int, stamps: np.ndarray, snapshots: set[int],
+              learners: int = 2, eval_every: int = 25) -> list[tuple[None, dict[str, Any]]]:
+    """grpo_fast.py (open-instruct v0.3.0) keys, one row per training step; training_step is the step metric.
+
+    Simulated group by group (prompts x samples, reward 1 or 0, prompts of varied difficulty) so that, as in
+    grpo_fast, every reward key covers only the groups the zero-variance filter keeps while the filter counts
+    describe the dropped ones; beta 0 without a reference model: the kl keys are 0.0. The in-loop evaluation
+    every eval_every steps; time/* keys and val/num_total_tokens consistent with the row timestamps."""
     t = np.arange(1, n + 1) / n
-    reward = start_reward + (end_reward - start_reward) * (1 - np.exp(-5 * t)) / (1 - math.exp(-5))
-    reward = np.clip(reward + rng.normal(0, 0.035, n), 0, 1)
-    kl = 0.0005 + 0.02 * t ** 1.3 + np.abs(rng.normal(0, 0.002, n))
+    solve = start_reward + (end_reward - start_reward) * (1 - np.exp(-5 * t)) / (1 - math.exp(-5))
     length = 190 - 45 * (1 - np.exp(-4 * t)) + rng.normal(0, 6, n)
     entropy = 0.55 - 0.25 * t + rng.normal(0, 0.02, n)
-    rows = []
+    step_seconds = float(np.median(np.diff(stamps)))  # a step without a save after it
+    training_start = stamps[0] - step_seconds
+    rows, tokens = [], 0.0
     for i in range(n):
         episode = (i + 1) * prompts * samples
-        rows.append((None, {
+        p = float(np.clip(solve[i], 0.02, 0.98))
+        correct = rng.binomial(samples, rng.beta(p, 1 - p, size=prompts))
+        kept = correct[(correct > 0) & (correct < samples)]
+        rate = float(kept.mean() / samples) if len(kept) else 0.0
+        saving = SNAPSHOT_S if i + 1 in snapshots else 0.0
+        row = {
             "training_step": i + 1, "episode": episode, "epoch": episode / samples / train_size,
-            "scores": float(reward[i] * 10), "objective/verifiable_reward": float(reward[i]),
-            "objective/kl0_avg": float(kl[i]), "objective/kl1_avg": float(kl[i] * 1.02),
-            "objective/kl2_avg": float(kl[i] * 0.98), "objective/kl3_avg": float(kl[i] * 1.01),
-            "loss/policy_avg": float(rng.normal(0, 0.02)), "loss/kl_avg": float(kl[i] * 0.01),
+            "_timestamp": float(stamps[i]),
+            "scores": rate, "objective/verifiable_reward": rate, "objective/verifiable_correct_rate": rate,
+            "batch/percent_solved_mean": rate, "batch/total_prompts": int(len(kept)),
+            "val/total_reward_groups": int(len(kept)), "batch/filtered_prompts": int(prompts - len(kept)),
+            "batch/filtered_prompts_zero": int((correct == 0).sum()),
+            "batch/filtered_prompts_solved": int((correct == samples).sum()), "batch/filtered_prompts_nonzero": 0,
+            "objective/kl0_avg": 0.0, "objective/kl1_avg": 0.0, "objective/kl2_avg": 0.0, "objective/kl3_avg": 0.0,
+            "loss/policy_avg": float(rng.normal(0, 0.02)), "loss/kl_avg": 0.0,
             "policy/entropy_avg": float(entropy[i]), "val/sequence_lengths": float(length[i]),
             "val/stop_rate": float(min(1.0, 0.93 + 0.06 * t[i] + rng.normal(0, 0.01))),
-            "lr": float(lr * (1 - i / n)), "optim/grad_norm": float(abs(rng.normal(0.35, 0.08))),
-        }))
+            "lr": float(lr), "optim/grad_norm": float(abs(rng.normal(0.35, 0.08))),
+            "val/num_total_tokens": tokens * learners,
+            "time/total": 0.9 * step_seconds, "time/saving": saving,  # the state save after logging is not in it
+            "time/training": 0.8 * step_seconds, "time/trainer_waiting_for_data": 0.3 * step_seconds,
+        }
+        if i:
+            row["learner_tokens_per_second_overall"] = tokens * learners / (stamps[i] - training_start)
+        if i == 0 or (i + 1) % eval_every == 0:
+            row.update({"eval/pass_at_1": float(np.clip(solve[i] + 0.03 + rng.normal(0, 0.02), 0, 1)),
+                        "eval/stop_rate": float(min(1.0, 0.95 + 0.04 * t[i])), "eval/sequence_lengths": float(length[i])})
+        rows.append((None, row))
+        tokens += samples * len(kept) * (90.0 + length[i])
     return rows
 
 
@@ -494,7 +550,12 @@ def generate(exp: Path, settings: settings_mod.Settings, history_rows: int, log=
                                      "tokens_per_second": new_tokens / round(new_tokens / tps, 2)}
         facts = {"engine": "vllm", "device": "cuda", "dtype": "bfloat16", "template_source":
                  "shared" if name == "base" else "tokenizer", "fingerprint": fingerprint, "timing": timing,
-                 "decodings": {d.kind: d.as_dict() for d in chosen}}
+                 "decodings": {d.kind: d.as_dict() for d in chosen},
+                 # what the evaluator records of how prompts were built and where the model ran (driver.py)
+                 "prompt": {"template_source": "shared" if name == "base" else "tokenizer",
+                            "stop_strings": list(shared["stop_strings"]), "add_bos": shared["add_bos"],
+                            "first_prompt_token_ids": []},
+                 "placement": {"processes": 1, "tensor_parallel": GPUS}}
         results = evaluation.summarize(spec, samples, settings, Path(EXPERIMENT_ID), facts)
         results["created_at"] = f"2026-11-21T0{2 + len(index) // 60}:{len(index) % 60:02d}:00Z"
         atomic.write_jsonl(exp / "eval" / results["samples_file"], samples)
@@ -515,12 +576,16 @@ def generate(exp: Path, settings: settings_mod.Settings, history_rows: int, log=
 
     # Stage manifests and W&B runs.
     rng_sft, rng_rlvr, rng_hybrid = rng_wandb.spawn(3)
+    saves = {arm: {c["step"] for c in checkpoints_by_arm[arm]} for arm in ARMS}
+    stamps = {arm: timestamps(arm, history_rows, saves[arm]) for arm in ARMS}
+    rl = settings.rlvr
     wandb_rows = {
-        "sft": sft_rows(rng_sft, history_rows, settings.sft["learning_rate"], settings.sft["warmup_ratio"]),
-        "rlvr": grpo_rows(rng_rlvr, history_rows, 0.38, 0.78, settings.rlvr["learning_rate"],
-                          settings.rlvr["prompts_per_step"], settings.rlvr["samples_per_prompt"], shared["train_size"]),
-        "sft_rlvr": grpo_rows(rng_hybrid, history_rows, 0.6, 0.81, settings.rlvr["learning_rate"],
-                              settings.rlvr["prompts_per_step"], settings.rlvr["samples_per_prompt"], shared["train_size"]),
+        "sft": sft_rows(rng_sft, history_rows, settings.sft["learning_rate"], settings.sft["warmup_ratio"],
+                        stamps["sft"]),
+        "rlvr": grpo_rows(rng_rlvr, history_rows, 0.38, 0.78, rl["learning_rate"], rl["prompts_per_step"],
+                          rl["samples_per_prompt"], shared["train_size"], stamps["rlvr"], saves["rlvr"]),
+        "sft_rlvr": grpo_rows(rng_hybrid, history_rows, 0.6, 0.81, rl["learning_rate"], rl["prompts_per_step"],
+                              rl["samples_per_prompt"], shared["train_size"], stamps["sft_rlvr"], saves["sft_rlvr"]),
     }
     for stage in ARMS:
         run_id = f"{stage}-{fake_sha(stage, 'run')[:8]}"

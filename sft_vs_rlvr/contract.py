@@ -52,7 +52,7 @@ EVAL_RESULTS = Format("sft-vs-rlvr/eval-results", 3, (1, 2, 3))  # eval/<model>_
 EVAL_INDEX = Format("sft-vs-rlvr/eval-index", 1, (1,))        # eval/index.json
 REFERENCE_RESULTS = Format("sft-vs-rlvr/reference-results", 1, (1,))  # eval/<model>_reference_results.json
 OOD_DATA = Format("sft-vs-rlvr/ood-data", 1, (1,))            # data/ood/<set>.manifest.json
-REPORT = Format("sft-vs-rlvr/report", 2, (2,))                # report/report.json
+REPORT = Format("sft-vs-rlvr/report", 3, (3,))                # report/report.json
 PILOT = Format("sft-vs-rlvr/pilot", 1, (1,))                  # <rl stage>/pilot.json
 
 # ---------------------------------------------------------------------------------------- open-instruct

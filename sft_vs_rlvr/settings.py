@@ -83,6 +83,7 @@ ARM_KEYS: dict[str, dict[str, type]] = {
         "reference_limit": int,
         "reference_max_length": int,
         "ood_sets": list,
+        "headline_grader": str,
     },
 }
 # Keys whose value must lie in a closed range.
@@ -92,6 +93,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "chat_template": ("tulu",),
     "verifier": ("gsm8k",),
     "engine": ("auto", "transformers", "vllm"),
+    "headline_grader": ("robust", "verifier"),
 }
 
 

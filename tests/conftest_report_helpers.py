@@ -34,7 +34,11 @@ def write_offline_run(
     with wandb_runs.offline_environment(wandb_root):
         run = wandb.init(project=project, group=group, id=run_id, config=config or {}, dir=str(wandb_root))
         for row in rows:
-            run.log(row)
+            if "_step" in row:  # the trainer's own step (finetune.py: accelerator.log(..., step=completed_steps))
+                row = dict(row)
+                run.log(row, step=row.pop("_step"))
+            else:
+                run.log(row)
         for key, value in (summary or {}).items():
             run.summary[key] = value
         run.finish()
@@ -276,6 +280,73 @@ def build_full_experiment(root: Path, seed: int = 42, n_problems: int = 60, n_sa
             "logged": logged, "ids": ids, "settings": settings, "times": times}
 
 
+def iso(seconds: float) -> str:
+    """A manifest's time format for seconds since the epoch."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def grpo_fast_rows(n_steps: int, start: float, rng: np.random.Generator, snapshot_every: int = 10,
+                   learners: int = 2, eval_every: int = 5, solve_from: float = 0.1, solve_to: float = 0.3,
+                   step_seconds: float = 30.0, post_log_seconds: float = 2.0, state_save_seconds: float = 50.0,
+                   snapshot_seconds: float = 20.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """open-instruct v0.3.0 grpo_fast rows (64 prompts x 8 samples, reward 1 or 0, beta 0: kl logged as 0.0),
+    simulated group by group, and the ground truth of each step (true solve rate, groups kept, the times).
+
+    Every reward key is computed over the groups the zero-variance filter keeps, as grpo_fast does, so the
+    logged reward sits near 50% while the true solve rate climbs from solve_from to solve_to. _timestamp is
+    set: the training loop starts at `start`; each step takes step_seconds (time/total), a snapshot step adds
+    time/saving inside the step and a training-state save after logging."""
+    rows, truth, clock, tokens = [], [], start, 0.0
+    for step in range(1, n_steps + 1):
+        p = solve_from + (solve_to - solve_from) * (step - 1) / max(1, n_steps - 1)
+        correct = rng.binomial(8, rng.beta(p, 1 - p, size=64))  # prompts differ: many groups all right or all wrong
+        kept = correct[(correct > 0) & (correct < 8)]
+        saving = snapshot_seconds if step % snapshot_every == 0 else 0.0
+        clock += step_seconds  # the step, snapshot included (time/total covers it)
+        step_tokens = 8 * 64 * 120.0
+        rate = tokens * learners / (clock - start) if step > 1 else 0.0
+        row = {
+            "training_step": step, "episode": step * 512, "_timestamp": clock,
+            "scores": float(kept.mean() / 8), "objective/verifiable_reward": float(kept.mean() / 8),
+            "objective/verifiable_correct_rate": float(kept.mean() / 8),
+            "batch/percent_solved_mean": float(kept.mean() / 8),
+            "batch/total_prompts": int(len(kept)), "val/total_reward_groups": int(len(kept)),
+            "batch/filtered_prompts": int(64 - len(kept)), "batch/filtered_prompts_zero": int((correct == 0).sum()),
+            "batch/filtered_prompts_solved": int((correct == 8).sum()), "batch/filtered_prompts_nonzero": 0,
+            "objective/kl0_avg": 0.0, "objective/kl1_avg": 0.0, "loss/kl_avg": 0.0,  # beta 0: not measured
+            "loss/policy_avg": float(rng.normal(0, 0.01)), "policy/entropy_avg": 0.6 - 0.002 * step,
+            "val/sequence_lengths": 150.0 + step, "val/stop_rate": 0.9, "lr": 1e-6, "optim/grad_norm": 0.3,
+            "val/num_total_tokens": tokens * learners, "learner_tokens_per_second_overall": rate,
+            "time/total": step_seconds, "time/saving": saving, "time/training": step_seconds - saving,
+        }
+        if step == 1 or step % eval_every == 0:
+            row.update({"eval/pass_at_1": p + 0.02, "eval/stop_rate": 0.95, "eval/sequence_lengths": 140.0})
+        if step == 1:
+            del row["learner_tokens_per_second_overall"]  # no rate before the first step's tokens
+        rows.append(row)
+        truth.append({"step": step, "solve_rate": float(correct.mean() / 8), "kept": int(len(kept)),
+                      "survivor_rate": float(kept.mean() / 8)})
+        tokens += step_tokens
+        clock += post_log_seconds + (state_save_seconds if step % snapshot_every == 0 else 0.0)
+    return rows, truth
+
+
+def finetune_rows(n_steps: int, start: float, step_seconds: float = 10.0, checkpoint_every: int = 10,
+                  save_seconds: float = 40.0) -> list[dict[str, Any]]:
+    """open-instruct finetune.py rows (logging_steps 1) with _timestamp: a step every step_seconds, and a
+    checkpoint save of save_seconds after logging each checkpoint step."""
+    rows, clock = [], start
+    for step in range(1, n_steps + 1):
+        clock += step_seconds
+        rows.append({"learning_rate": 5e-6 * (1 - step / n_steps), "train_loss": 1.0 / step, "total_tokens": 3000 * step,
+                     "_timestamp": clock, "_step": step})
+        if step % checkpoint_every == 0:
+            clock += save_seconds
+    return rows
+
+
 def _numbers(value) -> list[float]:
     if isinstance(value, dict):
         return [x for v in value.values() for x in _numbers(v)]
@@ -302,14 +373,34 @@ def _markdown_cells(md: str) -> list[str]:
     return [cell.strip() for row in body for cell in row.strip().strip("|").split(" | ")[1:]]
 
 
+# Paragraphs written from the numbers (the findings, the headline's statement of what is held equal), and the
+# fixed labels in them that are not figures ("95% CI", "section 8", "10^18").
+NUMBER_PARAGRAPHS = ("## Findings", "## 1. Headline")
+LABELS = re.compile(r"95% (?:CI|intervals)|section \d+|10\^18")
+
+
+def _paragraphs(md: str) -> list[str]:
+    """The text paragraphs of the sections in NUMBER_PARAGRAPHS (not their tables, figures or headings)."""
+    out, keep = [], False
+    for block in md.split("\n\n"):
+        if block.startswith("#"):
+            keep = block.startswith(NUMBER_PARAGRAPHS)
+        elif keep and not block.startswith(("|", "![")):
+            out.append(block)
+    return out
+
+
 def assert_table_numbers_in_json(md: str, data: dict) -> None:
-    """Every number in a Markdown table cell (but the row labels) is a number of report.json, as formatted."""
+    """Every number in a Markdown table cell (but the row labels), and in the findings and the headline's
+    paragraphs, is a number of report.json, as formatted."""
     shown = set()
     for x in _numbers(data):
         shown |= {str(x), f"{x:.4g}", f"{x:.3g}", f"{x:.1f}", f"{100 * x:.1f}", f"{100 * x:+.1f}"}
     strings = _strings(data) | {"-", "null", "True", "False"}
     cells = [c for c in _markdown_cells(md) if c not in strings]
     assert len(cells) > 100, "table cells not parsed"
-    for cell in cells:
+    paragraphs = _paragraphs(md)
+    assert any(p.startswith("Caveats.") for p in paragraphs), "findings paragraphs not parsed"
+    for cell in cells + [LABELS.sub("", p) for p in paragraphs]:
         for token in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell):
             assert token in shown, f"{token!r} (cell {cell!r}) is not a number of report.json"

@@ -44,7 +44,7 @@ def test_prints_report_md_path_last(tmp_path, capsys):
 
 def test_model_accuracies_match_samples(experiment):
     data = experiment["report"]
-    assert (data["format"], data["version"]) == ("sft-vs-rlvr/report", 2)
+    assert (data["format"], data["version"]) == ("sft-vs-rlvr/report", 3)
     assert [m["name"] for m in data["models"]] == list(MODELS)
     for model in data["models"]:
         samples = experiment["samples"][model["name"]]
@@ -110,7 +110,7 @@ def test_curves_equal_logged_values(experiment):
     logged = experiment["logged"]
     expected = {
         ("sft", "loss", "train/loss"), ("sft", "learning_rate", "train/learning_rate"),
-        ("sft", "grad_norm", "train/grad_norm"), ("rlvr", "reward", "train/reward"),
+        ("sft", "grad_norm", "train/grad_norm"), ("rlvr", "solve_rate", "train/reward"),
         ("rlvr", "reward_std", "train/reward_std"), ("rlvr", "kl", "train/kl"), ("rlvr", "loss", "train/loss"),
         ("rlvr", "grad_norm", "train/grad_norm"),
     }
@@ -268,11 +268,13 @@ def test_open_instruct_metric_aliases():
     assert set(metrics) == {"loss", "learning_rate"}
     grpo = [{"objective/verifiable_reward": 0.1 * i, "objective/kl0_avg": 0.01 * i, "loss/policy_avg": -0.1,
              "val/sequence_lengths": 200 + i, "training_step": i, "_step": 100 + i} for i in range(4)]
-    metrics = dynamics.extract_metrics("rlvr", grpo)
+    metrics, unavailable = dynamics.extract("rlvr", grpo)
+    # The filtered reward is not shown as the reward: without the filter counts no solve rate can be rebuilt.
     assert {m: c["key"] for m, c in metrics.items()} == {
-        "reward": "objective/verifiable_reward", "kl": "objective/kl0_avg", "loss": "loss/policy_avg",
-        "response_length": "val/sequence_lengths"}
-    assert metrics["reward"]["points"] == [[i, 0.1 * i] for i in range(4)]  # training_step beats _step
+        "kl": "objective/kl0_avg", "loss": "loss/policy_avg", "response_length_survivors": "val/sequence_lengths"}
+    assert "solve_rate" not in metrics and "cannot be rebuilt" in unavailable["solve_rate"]
+    assert "batch/filtered_prompts" in unavailable["solve_rate"]
+    assert metrics["kl"]["points"] == [[i, 0.01 * i] for i in range(4)]  # training_step beats _step
 
 
 def test_first_alias_with_data_wins():

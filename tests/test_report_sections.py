@@ -296,17 +296,17 @@ def test_open_instruct_grpo_metric_names_of_both_versions_from_real_runs(tmp_pat
              "optim/grad_norm": 0.3, "val/num_total_tokens": 1000.0 * i} for i in range(1, 6)]
     run = wandb_runs.read_offline_run(write_offline_run(tmp_path / "a", v030, run_id="grpo0300"))
     metrics = dynamics.extract_metrics("rlvr", run.history)
+    # Lengths and stop rates of the surviving groups keep their own names; the filtered reward is never "reward".
     assert {m: c["key"] for m, c in metrics.items()} == {
-        "reward": "objective/verifiable_reward", "kl": "objective/kl0_avg", "loss": "loss/policy_avg",
-        "entropy": "policy/entropy_avg", "response_length": "val/sequence_lengths",
-        "truncated_ratio": "1 - val/stop_rate", "learning_rate": "lr", "grad_norm": "optim/grad_norm",
-        "tokens": "val/num_total_tokens"}
-    assert metrics["truncated_ratio"]["points"] == [[i, 0.25] for i in range(1, 6)]
+        "kl": "objective/kl0_avg", "loss": "loss/policy_avg", "entropy": "policy/entropy_avg",
+        "response_length_survivors": "val/sequence_lengths", "truncated_ratio_survivors": "1 - val/stop_rate",
+        "learning_rate": "lr", "grad_norm": "optim/grad_norm", "tokens": "val/num_total_tokens"}
+    assert metrics["truncated_ratio_survivors"]["points"] == [[i, 0.25] for i in range(1, 6)]
     assert metrics["kl"]["points"] == [[i, 0.01 * i] for i in range(1, 6)]
     older = [{"training_step": i, "episode": 64 * i, "objective/kl_avg": 0.02 * i, "scores": 0.4} for i in range(1, 4)]
     run = wandb_runs.read_offline_run(write_offline_run(tmp_path / "b", older, run_id="grpobase"))
     metrics = dynamics.extract_metrics("rlvr", run.history)
-    assert (metrics["kl"]["key"], metrics["reward"]["key"]) == ("objective/kl_avg", "scores")
+    assert metrics["kl"]["key"] == "objective/kl_avg" and "solve_rate" not in metrics
     finetune = [{"train_loss": 2.0 - 0.1 * i, "learning_rate": 2e-5, "total_tokens": 5000 * i} for i in range(1, 5)]
     run = wandb_runs.read_offline_run(write_offline_run(tmp_path / "c", finetune, run_id="finetune"))
     metrics = dynamics.extract_metrics("sft", run.history)

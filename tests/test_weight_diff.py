@@ -174,6 +174,54 @@ def test_planted_sparse_rank2_update(planted):
     assert spectrum["effective_rank"] == pytest.approx(math.exp(-(p * p.log()).sum().item()), rel=1e-4)
 
 
+def _rank2(dtype: torch.dtype, folder: Path, scale: float = 1.0) -> dict:
+    """A dense rank-2 update with singular values 0.05 and 0.025 (a few bf16 spacings per entry) on a 256 x 128
+    base of scale 0.02, both checkpoints stored in dtype; the arm's spectrum entry."""
+    g = torch.Generator().manual_seed(0)
+    base = 0.02 * torch.randn(256, 128, generator=g)
+    u = torch.linalg.qr(torch.randn(256, 2, generator=g))[0]
+    v = torch.linalg.qr(torch.randn(128, 2, generator=g))[0]
+    update = scale * (u @ torch.diag(torch.tensor([0.05, 0.025])) @ v.T)
+    stored = base.to(dtype)
+    save_model(folder / "base", {Q: stored})
+    save_model(folder / "arm", {Q: (stored.float() + update).to(dtype)})
+    result = wd.compare(folder / "base", {"arm": folder / "arm"}, **quiet())
+    return {"spectrum": entry(result, Q)["arms"]["arm"]["spectrum"], "update": update,
+            "overall": result["overall"]["arms"]["arm"], "meta": result["meta"]}
+
+
+def test_planted_rank2_update_stored_in_bf16_reads_rank_2(tmp_path):
+    f32 = _rank2(torch.float32, tmp_path / "f32")
+    bf16 = _rank2(torch.bfloat16, tmp_path / "bf16")
+    s = torch.linalg.svdvals(f32["update"].double())[:2]
+    p = s / s.sum()
+    expected = math.exp(-(p * p.log()).sum().item())
+    assert f32["spectrum"]["numerical_rank"] == f32["spectrum"]["signal_rank"] == 2
+    assert f32["spectrum"]["signal_effective_rank"] == pytest.approx(expected, rel=1e-3)
+    # The raw bf16 spectrum is mostly rounding: full numerical rank and an effective rank far above 2 ...
+    raw = bf16["spectrum"]
+    assert raw["numerical_rank"] == 128 and raw["effective_rank"] > 10
+    # ... the part above the rounding-noise edge is the update: rank 2, its float32 effective rank.
+    assert raw["signal_rank"] == 2
+    assert raw["signal_effective_rank"] == pytest.approx(expected, rel=0.02)
+    assert bf16["overall"]["mean_signal_effective_rank"] == raw["signal_effective_rank"]
+    assert bf16["overall"]["mean_signal_rank"] == 2 and "rounding" in bf16["meta"]["signal"]
+
+
+def test_rounding_alone_reads_rank_0(tmp_path):
+    """An arm that is the float32 base rounded to bf16 and nothing else: every entry moved, no direction above
+    the rounding-noise edge."""
+    g = torch.Generator().manual_seed(5)
+    base = 0.02 * torch.randn(256, 128, generator=g)
+    save_model(tmp_path / "base", {Q: base})
+    save_model(tmp_path / "arm", {Q: base.to(torch.bfloat16)})
+    spectrum = entry(wd.compare(tmp_path / "base", {"arm": tmp_path / "arm"}, **quiet()), Q)["arms"]["arm"]["spectrum"]
+    top = torch.linalg.svdvals(base.to(torch.bfloat16).float() - base)[0].item()
+    assert spectrum["numerical_rank"] == 128 and spectrum["signal_rank"] == 0
+    assert top < spectrum["rounding_noise_edge"] < 1.5 * top  # a bound, and not a loose one
+    assert spectrum["signal_effective_rank"] is None
+
+
 def test_every_measure_matches_a_direct_computation(planted):
     folders, base, arms, _ = planted
     result = wd.compare(folders["base"], {"sft": folders["sft"], "rlvr": folders["rlvr"]}, **quiet())
@@ -282,7 +330,9 @@ def test_bin_shards_chunking_and_gram_path_agree(tmp_path, planted, monkeypatch)
                 assert b["spectrum"] is None and "wider than tall" in b["spectrum_note"]
             elif "spectrum" in a:
                 assert b["spectrum"]["method"] == "gram_eigvalsh"
-                for key in ("effective_rank", "top1_energy", "top8_energy"):
+                assert b["spectrum"]["rounding_noise_edge"] == pytest.approx(a["spectrum"]["rounding_noise_edge"])
+                assert b["spectrum"]["signal_rank"] == a["spectrum"]["signal_rank"]
+                for key in ("effective_rank", "top1_energy", "top8_energy", "signal_effective_rank"):
                     assert b["spectrum"][key] == approx_or_none(a["spectrum"][key], rel=1e-4, abs=1e-6)
         assert e_got["pairs"]["sft vs rlvr"]["cosine"] == approx_or_none(e_ref["pairs"]["sft vs rlvr"]["cosine"], rel=1e-6)
 
@@ -324,7 +374,7 @@ ROWS, COLS, LAYERS, SHARDS = 16384, 1024, 12, 3  # 64 MB float32 per tensor, 768
 CHILD = textwrap.dedent("""
     import json, sys
     import torch
-    from sft_vs_rlvr import weight_diff as wd
+    from sft_vs_rlvr.weights import diff as wd
     torch.set_num_threads(2)
     if sys.argv[1] == "baseline":
         torch.linalg.svdvals(torch.randn(256, 256)).sum().item()

@@ -402,7 +402,8 @@ def summarize(spec: ModelSpec, samples: list[dict[str, Any]], settings: settings
         "decoding": facts["decodings"]["greedy"], "decodings": facts["decodings"],
         "engine": facts["engine"], "device": facts["device"], "dtype": facts["dtype"],
         "placement": facts["placement"], "prompt": facts["prompt"],
-        "graders": graders, "headline_grader": "robust", "accuracy": graders["robust"]["accuracy"],
+        "graders": graders, "headline_grader": settings.eval["headline_grader"],
+        "accuracy": graders[settings.eval["headline_grader"]]["accuracy"],
         "counts": {
             "n": n, "truncated": sum(s["truncated"] for s in samples),
             "no_answer": sum(s["extracted"] is None for s in samples),

@@ -10,17 +10,20 @@ at all, or inputs that contradict each other, are an error naming the file, and 
 
 Sections, and the module that computes each (libraries: scipy for tests and intervals, numpy for the
 bootstrap, matplotlib for figures, the wandb package for run files and its API for online runs):
-  1 headline accuracy, paired tests, reference protocol, published anchors   this module, stats.py
-  2 budgets beside results                                                  budgets.py
-  3 learning dynamics                                                       dynamics.py, wandb_runs.py
+  findings: the claims the numbers back, and the caveats                     findings.py
+  1 headline accuracy, paired tests, reference protocol, published anchors;  this module, stats.py,
+    what is held equal; still improving? per arm                            verdict.py
+  2 budgets beside results (exposure, optimization, compute, time split)    budgets.py, wall_clock.py
+  3 learning dynamics (the RL arms' unbiased signals)                       dynamics.py, rl_signals.py,
+                                                                            wandb_runs.py
   4 sample efficiency from checkpoints                                      efficiency.py
   5 solution diversity (pass@k, maj@k, distinct answers, n-grams, lengths)  diversity.py, passk.py
   6 error patterns                                                          error_patterns.py
   7 robustness (out-of-distribution sets)                                   this module
   8 several seeds                                                           seeds.py
   9 reproducibility                                                         this module
-  where in the network each method learns (--weights)                       weights.py, weight_diff.py
-Rendering (Markdown, self-contained HTML, figures): report_document.py, report_figures.py. pandas is not
+  where in the network each method learns (--weights)                       weights/compare_arms.py, diff.py
+Rendering (Markdown, self-contained HTML, figures): document.py, figures.py. pandas is not
 used: every table here is a short list of rows built once, and plain dicts keep report.json's shape explicit.
 
 Command line (analyze_results.py calls main):
@@ -40,7 +43,7 @@ from sft_vs_rlvr import atomic, contract
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError, cli
 from sft_vs_rlvr.launch import plan
-from sft_vs_rlvr.report import budgets, diversity, dynamics, efficiency, error_patterns, seeds
+from sft_vs_rlvr.report import budgets, diversity, dynamics, efficiency, error_patterns, findings, seeds, verdict
 from sft_vs_rlvr.report.reproducibility import reproducibility
 from sft_vs_rlvr.report.wandb_runs import MissingInput
 from sft_vs_rlvr.stats import mcnemar_exact, paired_bootstrap_diff, wilson_interval
@@ -48,7 +51,9 @@ from sft_vs_rlvr.weights import compare_arms as weights
 
 GRADERS = {"robust": "correct", "verifier": "verifier_correct"}  # grader -> per-sample verdict key
 SAMPLE_KEYS = ("id", "correct", "verifier_correct", "extracted", "truncated", "response_tokens")
-COMPARISONS = (("rlvr", "sft"), ("sft", "base"), ("rlvr", "base"), ("sft_rlvr", "sft"), ("sft_rlvr", "rlvr"))  # (a, b): accuracy of a minus b
+# (a, b): accuracy of a minus b; every pair of the models the README promises, the third arm's when it ran
+COMPARISONS = (("rlvr", "sft"), ("sft", "base"), ("rlvr", "base"), ("sft_rlvr", "sft"), ("sft_rlvr", "rlvr"),
+               ("sft_rlvr", "base"))
 SOLVE_SETS = (("rlvr", "sft"), ("sft_rlvr", "sft"), ("sft_rlvr", "rlvr"))
 BOOTSTRAP = {"n_boot": 10000, "seed": 42, "level": 0.95}
 # Results files round their floats; a summary further off than half a unit in the third decimal is wrong.
@@ -223,7 +228,9 @@ def load_checkpoints(evaluated: list[tuple[Path, dict[str, Any]]], fingerprints:
         points.append({"name": results["model_name"], **results["checkpoint"], "results_file": f"eval/{path.name}",
                        "n": summary["n"],
                        **{f"accuracy_{g}": summary["graders"][g]["accuracy"] for g in GRADERS},
-                       **{f"ci95_{g}": summary["graders"][g]["ci95"] for g in GRADERS}})
+                       **{f"ci95_{g}": summary["graders"][g]["ci95"] for g in GRADERS},
+                       # per-problem verdicts for the still-improving test; left out of report.json
+                       "_verdicts": {g: {s["id"]: bool(s[key]) for s in loaded["rows"]} for g, key in GRADERS.items()}})
     return sorted(points, key=lambda p: (p["arm"], p["step"]))
 
 
@@ -371,20 +378,42 @@ def pass_at_k_crossover(diversity_by_model: dict[str, dict[str, Any]], grader: s
     return rows
 
 
-def _error_patterns(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def headline_grader(models: dict[str, dict[str, Any]]) -> str:
+    """The one grader every final model's results file names as the headline (configs/eval.toml)."""
+    named = {model["headline_grader"]: model["results_file"] for model in models.values()}
+    if len(named) > 1:
+        files = ", ".join(f"{file} says {grader!r}" for grader, file in named.items())
+        raise UserError(f"the results files name different headline graders ({files}): re-run {contract.EVALUATE} "
+                        "--force so every model is summarised under headline_grader of configs/eval.toml")
+    return next(iter(named))
+
+
+def _verdicts(curves: dict[str, list[dict[str, Any]]], models: dict[str, dict[str, Any]],
+              checkpoints: list[dict[str, Any]], dynamics_by_stage: dict[str, Any], grader: str) -> dict[str, Any]:
+    """Still improving? for every trained arm with a final model (verdict.py)."""
+    verdicts = {name: m["_verdicts"][grader] for name, m in models.items()}
+    intervals = {name: m["graders"][grader]["ci95"] for name, m in models.items()}
+    for c in checkpoints:
+        verdicts[c["name"]], intervals[c["name"]] = c["_verdicts"][grader], c[f"ci95_{grader}"]
+    return {arm: verdict.arm_verdict(points, verdicts, intervals,
+                                     (dynamics_by_stage.get(arm) or {}).get("metrics") or {}, arm != "sft", BOOTSTRAP)
+            for arm, points in curves.items() if arm in models}
+
+
+def _error_patterns(models: dict[str, dict[str, Any]], grader: str) -> dict[str, Any]:
     """Section 6: who solves what, and why each model's wrong answers fail (headline grader)."""
-    grader_key = GRADERS["robust"]
+    grader_key = GRADERS[grader]
     pairs = [error_patterns.solve_sets(models[a]["_rows"], models[b]["_rows"], grader_key) | {"a": a, "b": b}
              for a, b in SOLVE_SETS if a in models and b in models]
     main = [m for m in contract.MODELS if m in models]
     venn = {" + ".join(c for c, keep in zip(main, mask) if keep) or "none": 0
             for mask in itertools.product((True, False), repeat=len(main))}  # every pattern, so seeds align
-    common = set.intersection(*(set(models[m]["_verdicts"]["robust"]) for m in main)) if main else set()
+    common = set.intersection(*(set(models[m]["_verdicts"][grader]) for m in main)) if main else set()
     for problem in sorted(common):
-        solved = [m for m in main if models[m]["_verdicts"]["robust"][problem]]
+        solved = [m for m in main if models[m]["_verdicts"][grader][problem]]
         label = " + ".join(solved) if solved else "none"
         venn[label] += 1
-    return {"grader": "robust", "pairs": pairs, "solved_by": {"models": main, "n": len(common), "counts": venn},
+    return {"grader": grader, "pairs": pairs, "solved_by": {"models": main, "n": len(common), "counts": venn},
             "categories": {name: error_patterns.failure_categories(models[name]["_rows"], grader_key)
                            for name in model_order(list(models))}}
 
@@ -438,24 +467,31 @@ def analyze(experiment_dir: Path, target_accuracy: float | None = None) -> dict[
         if "missing" in dynamics_by_stage[stage]:
             missing.append(dynamics_by_stage[stage]["missing"])
     assumptions = plan.load_assumptions(Path(os.environ.get("CONFIG_DIR") or settings_mod.DEFAULT_CONFIG_DIR))
-    grader = "robust"
+    grader = headline_grader(models)
     finals = {name: m["graders"][grader]["accuracy"] for name, m in models.items()}
     arm_budgets = budgets.with_gains(
         {stage: budgets.arm_budget(experiment_dir / stage, stage, manifest, dynamics_by_stage[stage], assumptions)
          for stage, manifest in manifests.items()}, finals)
+    for data in dynamics_by_stage.values():
+        data.pop("_history", None)  # the raw rows fed the wall-clock split only
     sample_efficiency = efficiency.analyze(checkpoints, finals, arm_budgets, grader, target_accuracy)
+    arm_verdicts = _verdicts(sample_efficiency["curves"], models, checkpoints, dynamics_by_stage, grader)
+    for c in checkpoints:
+        del c["_verdicts"]
     if not checkpoints:
         missing.append(f"no intermediate checkpoint results: set checkpoints = true in configs/eval.toml and "
                        f"{EVAL_FIX} (sample efficiency then has only start and end points)")
     diversity_by_model = _diversity(models, missing)
     ids = {m["experiment_id"] for m in models.values()} | {m.get("experiment_id") for m in manifests.values()}
-    return {
+    report = {
         "format": contract.REPORT.id,
         "version": contract.REPORT.version,
         "experiment_ids": sorted(str(i) for i in ids if i is not None),
         "seed": _seed(experiment_dir, manifests, models),
+        "headline_grader": grader,
         "models": [{k: v for k, v in models[name].items() if not k.startswith("_")} for name in model_order(list(models))],
         "comparisons": comparisons,
+        "verdicts": arm_verdicts,
         "bootstrap": dict(BOOTSTRAP),
         "reference": {"ours": load_reference(eval_dir),
                       "published": [{"model": m, "gsm8k_8shot_cot": v, "source": src} for m, v, src in PUBLISHED_ANCHORS]},
@@ -467,8 +503,8 @@ def analyze(experiment_dir: Path, target_accuracy: float | None = None) -> dict[
         "checkpoints": checkpoints,
         "efficiency": sample_efficiency,
         "diversity": diversity_by_model,
-        "pass_at_k_crossover": pass_at_k_crossover(diversity_by_model),
-        "errors": _error_patterns(models),
+        "pass_at_k_crossover": pass_at_k_crossover(diversity_by_model, grader),
+        "errors": _error_patterns(models, grader),
         "ood": load_ood(eval_dir, models),
         "weights": weights.load(experiment_dir),
         "reproducibility": {
@@ -483,6 +519,8 @@ def analyze(experiment_dir: Path, target_accuracy: float | None = None) -> dict[
                                  **{f"{stage} stage": f"{experiment_dir.name}/{stage}/manifest.json"
                                     for stage in manifests}}},
     }
+    report["findings"] = findings.analyze(report)
+    return report
 
 
 # ----------------------------------------------------------------------------- several seeds
@@ -503,7 +541,7 @@ def analyze_seeds(experiment_dirs: list[Path], target_accuracy: float | None = N
     seed_list = [seed_list[i] for i in order]
     private = [s.pop("_private") for s in singles]
     kept = ("experiment_ids", "missing", "reproducibility", "weights", "bootstrap", "budget_assumptions")
-    merged = seeds.aggregate([{k: v for k, v in s.items() if k not in kept + ("seed",)} for s in singles])
+    merged = seeds.aggregate([{k: v for k, v in s.items() if k not in kept + ("seed", "findings")} for s in singles])
     headline = []
     for a, b in COMPARISONS:
         if not all(a in p["verdicts"] and b in p["verdicts"] for p in private):
@@ -516,15 +554,17 @@ def analyze_seeds(experiment_dirs: list[Path], target_accuracy: float | None = N
                 per_seed.append(([va[i] for i in common], [vb[i] for i in common]))
             headline.append({"a": a, "b": b, "grader": grader, **seeds.paired_across_seeds(
                 per_seed, BOOTSTRAP["n_boot"], BOOTSTRAP["seed"], BOOTSTRAP["level"])})
-    return {**merged, "format": contract.REPORT.id, "version": contract.REPORT.version,
-            "experiment_ids": [i for s in singles for i in s["experiment_ids"]],
-            "seeds": seed_list,
-            "across_seeds": {"comparisons": headline, "experiment_dirs": [where[i] for i in order]},
-            "missing": sorted({note for s in singles for note in s["missing"]}),
-            "reproducibility": {"per_seed": {str(seed): s["reproducibility"] for seed, s in zip(seed_list, singles)}},
-            "weights": singles[0]["weights"],
-            "bootstrap": singles[0]["bootstrap"], "budget_assumptions": singles[0]["budget_assumptions"],
-            "weights_seed": seed_list[0]}
+    report = {**merged, "format": contract.REPORT.id, "version": contract.REPORT.version,
+              "experiment_ids": [i for s in singles for i in s["experiment_ids"]],
+              "seeds": seed_list,
+              "across_seeds": {"comparisons": headline, "experiment_dirs": [where[i] for i in order]},
+              "missing": sorted({note for s in singles for note in s["missing"]}),
+              "reproducibility": {"per_seed": {str(seed): s["reproducibility"] for seed, s in zip(seed_list, singles)}},
+              "weights": singles[0]["weights"],
+              "bootstrap": singles[0]["bootstrap"], "budget_assumptions": singles[0]["budget_assumptions"],
+              "weights_seed": seed_list[0]}
+    report["findings"] = findings.analyze(report)
+    return report
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -14,7 +14,8 @@ from typing import Any
 from sft_vs_rlvr.report import dynamics as dynamics_mod
 from sft_vs_rlvr.report import figures as fig
 from sft_vs_rlvr.report.reproducibility import MANIFEST_FIELDS
-from sft_vs_rlvr.report.seeds import is_aggregate
+from sft_vs_rlvr.report.findings import ALPHA
+from sft_vs_rlvr.report.seeds import is_aggregate, mean_of
 
 MODEL_TITLES = {"base": "base", "sft": "SFT", "rlvr": "RLVR", "sft_rlvr": "SFT then RLVR"}
 STAGE_TITLES = {"sft": "SFT", "rlvr": "RLVR (GRPO)", "sft_rlvr": "SFT then RLVR"}
@@ -114,6 +115,7 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
                                  + (" Every number is the mean ± standard deviation across seeds (section 8 lists "
                                     "each seed)." if several else ""))]
     figures: dict[str, bytes] = {}
+    blocks += _findings(report)
     if report["missing"]:
         blocks += [("h2", "Missing inputs")] + [("p", f"Missing: {note}") for note in report["missing"]]
     blocks += _headline(report, figures)
@@ -129,9 +131,140 @@ def build_document(report: dict[str, Any]) -> tuple[list[tuple], dict[str, bytes
     return blocks, figures
 
 
+def _epochs(x: Any) -> str:
+    return f"{num(x)} epoch{'' if mean_of(x) == 1 else 's'}"
+
+
+def _title(name: str) -> str:
+    return MODEL_TITLES.get(name, name)
+
+
+def _effect(c: dict[str, Any]) -> str:
+    """a - b = effect (interval; test p; what it was computed over)."""
+    over = (f"{count(c['n'])} paired problems" if c["test"] == "McNemar" else
+            f"{count(c['n'])} seeds, McNemar p < {num(ALPHA)} in {count(c['seeds_significant'])} of them")
+    return (f"{_title(c['a'])} - {_title(c['b'])} = {pp(c['difference'])} ({c['interval']} 95% CI "
+            f"{interval(c['ci95'])}; {c['test']} p = {sci(c['p'])}; {over})")
+
+
+def _short(c: dict[str, Any]) -> str:
+    return f"{pp(c['difference'])}, 95% CI {interval(c['ci95'])}, p = {sci(c['p'])}"
+
+
+def _claim(c: dict[str, Any], grader: str, other: str) -> str:
+    second = c.get("other")
+    if c["significant"]:
+        ahead = mean_of(c["difference"]) > 0
+        winner, loser = (c["a"], c["b"]) if ahead else (c["b"], c["a"])
+        text = f"{_title(winner)} beats {_title(loser)} under the {grader} grader: {_effect(c)}"
+        if second:
+            text += (f"; it holds under the {other} grader ({_short(second)})" if c["other_agrees"] else
+                     f"; not under the {other} grader ({_short(second)})")
+        return text + "."
+    text = f"No difference detected between {_title(c['a'])} and {_title(c['b'])} under the {grader} grader: {_effect(c)}"
+    if second:
+        text += (f"; nor under the {other} grader ({_short(second)})" if c["other_agrees"] else
+                 f"; the {other} grader does detect one ({_short(second)})")
+    return text + "."
+
+
+def _caveat(c: dict[str, Any]) -> str:
+    kind = c["kind"]
+    if kind == "one_seed":
+        return (f"One seed ({c['seed']}): the intervals cover which test problems were drawn, not training "
+                "randomness (seed, data order, sampled rollouts), so whether these differences replicate is untested "
+                "(section 8).")
+    if kind == "still_improving":
+        arm = STAGE_TITLES[c["arm"]]
+        if c["seeds"] > 1:
+            return (f"{arm} may still be improving in {count(c['seeds_rising'])} of {count(c['seeds'])} seeds "
+                    f"({text(c['verdict'])}; section 1): its number may be a cut-off, not a plateau.")
+        a, curve = c.get("accuracy") or {}, c.get("curve") or {}
+        accuracy = (f"accuracy {pp(a.get('change'))} over its last third, 95% CI {interval(a.get('change_ci95'))}, "
+                    f"McNemar p = {sci(a.get('mcnemar_p'))}")
+        rising = (f"its {text(curve.get('metric'))} still rose {num(curve.get('change'))} over the last third of its "
+                  f"steps (p = {sci(curve.get('p'))}, optimistic for an autocorrelated curve)")
+        if c["verdict"] == "still improving":
+            return f"{arm} was still improving when training stopped ({accuracy}): its number is a cut-off, not a plateau."
+        if c["verdict"] == "flat accuracy, rising curve":
+            return f"{arm} may still be improving: no accuracy change detected ({accuracy}), but {rising}."
+        return f"{arm} may still be improving: {rising}, and no intermediate checkpoint was evaluated."
+    if kind == "optimization":
+        parts = [f"{STAGE_TITLES[arm]} {count(a['optimizer_updates'])} optimizer updates (summed learning rate "
+                 f"{sci(a['lr_sum'])})" for arm, a in c["arms"].items()]
+        return f"Optimization is not held equal: {'; '.join(parts)}."
+    if kind == "exposure":
+        parts = [f"{STAGE_TITLES[arm]} {_epochs(a['epochs'])} of {count(a['training_rows'])} rows"
+                 for arm, a in c["arms"].items()]
+        return f"Data exposure is not held equal in this experiment: {', '.join(parts)}."
+    if kind == "multiplicity":
+        return (f"{count(c['tests'])} tests (every pair, both graders) are not corrected for multiplicity: at "
+                f"p < {num(c['alpha'])} about one in twenty true nulls still passes.")
+    return str(c)
+
+
+def _findings(report: dict[str, Any]) -> list[tuple]:
+    f = report.get("findings")
+    if not f:
+        return []
+    blocks: list[tuple] = [("h2", "Findings")]
+    if f["claims"]:
+        blocks.append(("p", " ".join(_claim(c, f["grader"], f["other_grader"]) for c in f["claims"])))
+    else:
+        blocks.append(("p", "No paired comparison could be made: see the missing inputs below."))
+    if f["caveats"]:
+        blocks.append(("p", "Caveats. " + " ".join(_caveat(c) for c in f["caveats"])))
+    return blocks
+
+
+def _design_statement(report: dict[str, Any]) -> list[tuple]:
+    design = (report.get("findings") or {}).get("design") or {}
+    arms = design.get("arms") or {}
+    if not arms:
+        return []
+    exposure = ", ".join(f"{STAGE_TITLES[arm]} {_epochs(a['epochs'])}" for arm, a in arms.items())
+    rows = {count(a["training_rows"]) for a in arms.values()}
+    if design["equal_exposure"]:
+        held = (f"Held equal: data exposure. Every arm passes over the same {', '.join(sorted(rows))} training "
+                f"problems as often ({exposure}): SFT on their gold solutions, RLVR on its own sampled answers.")
+    else:
+        held = (f"Data exposure is NOT held equal in this experiment ({exposure} over "
+                f"{' / '.join(sorted(rows))} training problems).")
+    updates = ", ".join(f"{STAGE_TITLES[arm]} {count(a['optimizer_updates'])}" for arm, a in arms.items())
+    lrs = ", ".join(f"{STAGE_TITLES[arm]} {sci(a['lr_sum'])}" for arm, a in arms.items())
+    sequences = ", ".join(f"{STAGE_TITLES[arm]} {count(a['sequences_trained'])}" for arm, a in arms.items())
+    return [("p", f"{held} Not held equal: optimization. Optimizer updates: {updates}; summed learning rate: "
+                  f"{lrs}; sequences trained: {sequences}; tokens and FLOPs differ too (section 2).")]
+
+
+def _verdicts(report: dict[str, Any]) -> list[tuple]:
+    verdicts = report.get("verdicts") or {}
+    if not verdicts:
+        return []
+    rows = []
+    for arm, v in verdicts.items():
+        points = _first_seed(v["last_points"]) or []
+        last = "; ".join(f"{text(p['label'])} {pct(p['accuracy'])} {interval(p['ci95'])}" for p in points)
+        a, c = v.get("accuracy") or {}, v.get("curve") or {}
+        window = (f"{text(a['from'])} ({count(a['from_examples'])}) to {text(a['to'])} ({count(a['to_examples'])})"
+                  if a else "-")
+        rows.append([STAGE_TITLES[arm], text(v["verdict"]), last, window, pp(a.get("change")),
+                     interval(a.get("change_ci95")), sci(a.get("mcnemar_p")), text(c.get("metric")),
+                     num(c.get("change")), sci(c.get("p"))])
+    return [("h3", f"Still improving? ({report['headline_grader']} grader)"),
+            ("p", "Each arm's final model against its checkpoint nearest two thirds of the way, on the same problems "
+                  "(paired bootstrap interval, McNemar p), and the slope of its training curve over the last third "
+                  "of its steps (RL: in-loop eval pass@1 where logged, else the solve rate; SFT logs no reward). "
+                  "A significant accuracy rise means the arm's number is a cut-off, not a plateau (verdict.py)."),
+            ("table", ["arm", "verdict", "last points (accuracy, 95% CI)", "window (examples seen)",
+                       "accuracy change", "95% CI", "McNemar p", "training curve", "curve change (last third)",
+                       "curve p"], rows)]
+
+
 def _headline(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple]:
     models = report["models"]
     blocks: list[tuple] = [("h2", "1. Headline: accuracy on the GSM8K test split (greedy pass@1)")]
+    blocks += _design_statement(report)
     blocks.append(("table", ["model", "n", "robust", "robust 95% CI", "verifier", "verifier 95% CI", "headline",
                              "truncated", "no answer", "grader disagreements", "mean response tokens"],
                    [[m["name"], count(m["n"]), pct(m["graders"]["robust"]["accuracy"]),
@@ -139,6 +272,15 @@ def _headline(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple]:
                      interval(m["graders"]["verifier"]["ci95"]), text(m["headline_grader"]),
                      count(m["counts"]["truncated"]), count(m["counts"]["no_answer"]),
                      count(m["counts"]["grader_disagreements"]), num(m["mean_response_tokens"])] for m in models]))
+    blocks.append(("p", f"Headline grader: {text(report['headline_grader'])} (configs/eval.toml headline_grader); "
+                        "the other grader is beside it. " + (
+                            "What the 95% intervals cover: which test problems were drawn, for one trained model per "
+                            "arm. They do not cover training randomness (seed, data order, sampled rollouts), which "
+                            "can move an arm by more; several seeds measure it (section 8)."
+                            if len(report["seeds"]) == 1 else
+                            "Each interval is the mean of the per-seed intervals and covers test-problem sampling "
+                            "only; the seed-level test, which covers training randomness too, is in section 8.")))
+    blocks += _verdicts(report)
     figures["accuracy.png"] = fig.accuracy(models)
     blocks.append(("figure", "accuracy.png", "Accuracy per model and grader with 95% Wilson intervals"))
     boot = report["bootstrap"]
@@ -193,28 +335,88 @@ def _budgets(report: dict[str, Any]) -> list[tuple]:
     if not arms:
         return blocks + [("p", "No stage manifests: run the training stages first.")]
     assumptions = report["budget_assumptions"]
-    blocks.append(("p", f"From each stage's manifest, data manifest and W&B run (sft_vs_rlvr/report/budgets.py). FLOPs are "
-                        f"estimates (6 N per trained token; RL adds generation and the reference forward). Cost at "
+    blocks.append(("p", f"From each stage's manifest, data manifest and W&B run (sft_vs_rlvr/report/budgets.py). "
+                        "Examples are counted as sequences for both arms: an SFT row is one, an RL prompt with its "
+                        "samples is one per sample. FLOPs are estimates (6 N per trained token; RL adds 2 N per "
+                        f"generated token and the reference forward when beta > 0). Cost at "
                         f"{num(assumptions['price_per_gpu_hour'])} USD per GPU-hour ({assumptions['source']}, an "
                         f"assumption). SFT then RLVR counts only its RL stage: add the SFT row for its total."))
-    rows = []
+    blocks.append(("h3", "Exposure and optimization"))
+    blocks.append(("table", ["arm", "training rows", "epochs", "prompts seen", "samples per prompt",
+                             "sequences trained", "optimizer updates", "updates from", "summed learning rate",
+                             "accuracy", "points over base"],
+                   [[STAGE_TITLES[arm], count(b["training_rows"]), num(b["epochs"]), count(b["prompts_seen"]),
+                     count(b["samples_per_prompt"]), count(b["sequences_trained"]), count(b["optimizer_updates"]),
+                     text(b["optimizer_updates_source"]), sci(b["lr_sum"]), pct(b["accuracy"]),
+                     num(b["points_over_base"])] for arm, b in arms.items()]))
+    blocks.append(("h3", "Tokens and FLOPs"))
+    blocks.append(("table", ["arm", "tokens trained", "token count from", "tokens generated", "generated from",
+                             "tokens processed (trained + generated)", "FLOPs (est.)", "points per 10^18 FLOPs"],
+                   [[STAGE_TITLES[arm], sci(b["tokens_trained"]), text(b["tokens_source"]),
+                     sci(b["tokens_generated"]), text(b["tokens_generated_source"]), sci(b["tokens_processed"]),
+                     sci(b["flops"]), num(b["points_per_exaflop"])] for arm, b in arms.items()]))
+    blocks.append(("h3", "Time: start-up, checkpoint I/O and compute"))
+    rows, notes = [], []
     for arm, b in arms.items():
-        rows.append([STAGE_TITLES[arm], num(b["epochs"]), count(b["prompts_seen"]), count(b["samples_generated"]),
-                     sci(b["tokens_trained"]), text(b["tokens_source"]), sci(b["tokens_generated"]),
-                     num(b["wall_seconds"]), count(b["gpus"]), num(b["gpu_hours"]), sci(b["flops"]),
-                     num(b["cost_usd"]), pct(b["accuracy"]), num(b["points_over_base"]),
-                     num(b["points_per_gpu_hour"])])
-    blocks.append(("table", ["arm", "epochs", "prompts seen", "samples generated", "tokens trained", "token count from",
-                             "tokens generated", "wall-clock s", "GPUs", "GPU-hours", "FLOPs (est.)", "cost USD",
-                             "accuracy", "points over base", "points per GPU-hour"], rows))
+        split = b.get("wall_split") or {}
+        rows.append([STAGE_TITLES[arm], num(b["wall_seconds"]), num(split.get("startup_seconds")),
+                     num(split.get("io_seconds")), num(split.get("compute_seconds")), text(split.get("source")),
+                     count(b["gpus"]), num(b["gpu_hours"]), num(b["gpu_hours_compute"]), num(b["cost_usd"]),
+                     num(b["points_per_gpu_hour"]), num(b["points_per_compute_gpu_hour"])])
+        if split.get("note"):
+            notes.append(f"{STAGE_TITLES[arm]}: {text(split['note'])}.")
+    blocks.append(("table", ["arm", "wall-clock s", "start-up s", "checkpoint I/O s", "compute s", "split from",
+                             "GPUs", "GPU-hours", "compute GPU-hours", "cost USD", "points per GPU-hour",
+                             "points per compute GPU-hour"], rows))
+    blocks.append(("p", "Start-up + checkpoint I/O + compute = wall-clock (sft_vs_rlvr/report/wall_clock.py); compute "
+                        "is everything else (generation, training, weight syncs, in-loop evaluation). Points per "
+                        "compute GPU-hour leave out the checkpoint writes the learning curves need. " + " ".join(notes)))
     if any(not is_aggregate(b["gpus"]) and not b["gpus"] for b in arms.values()):
         blocks.append(("p", "Runs without GPUs (the tiny CPU profile) have no GPU-hours or cost; their wall-clock is "
                             "CPU time on this machine."))
+    blocks += _pilots(report)
     return blocks
 
 
+def _pilots(report: dict[str, Any]) -> list[tuple]:
+    """The RL pilot's numbers beside the RL arms' budgets, and the run's own first step for comparison."""
+    rl = {arm: b for arm, b in (report.get("budgets") or {}).items() if arm != "sft"}
+    if not rl:
+        return []
+    rows = []
+    for arm, b in rl.items():
+        pilot = _first_seed(b.get("pilot")) if isinstance(b.get("pilot"), dict) and "per_seed" in b["pilot"] \
+            else b.get("pilot")
+        metrics = (report["dynamics"].get(arm) or {}).get("metrics") or {}
+        first = {m: (metrics[m]["first"] if m in metrics else None) for m in ("solve_rate", "trained_groups")}
+        if not pilot:
+            rows.append([STAGE_TITLES[arm], "no pilot recorded"] + ["-"] * 10
+                        + [_point(first["solve_rate"]) if first["solve_rate"] else "-",
+                           _point(first["trained_groups"]) if first["trained_groups"] else "-"])
+            continue
+        rows.append([STAGE_TITLES[arm], text(pilot.get("passed")), pct(pilot.get("informative_groups")),
+                     pct(pilot.get("threshold")), num(pilot.get("mean_reward")), pct(pilot.get("stop_rate")),
+                     pct(pilot.get("truncation_rate")), num(pilot.get("mean_response_tokens")),
+                     pct(pilot.get("groups_all_correct")), pct(pilot.get("groups_all_wrong")),
+                     count(pilot.get("prompts")), count(pilot.get("samples")),
+                     _point(first["solve_rate"]) if first["solve_rate"] else "-",
+                     _point(first["trained_groups"]) if first["trained_groups"] else "-"])
+    return [("h3", "RL pilot (before the launch)"),
+            ("p", "The starting model sampled in the exact RL setting before any RL compute was spent "
+                  "(launch/pilot.py, pilot.json): informative groups are the share whose rewards differ, the share of "
+                  "each batch that will train. Beside it, the run's own first logged step (value @ step)."),
+            ("table", ["arm", "passed", "informative groups", "threshold", "mean reward", "stop rate",
+                       "truncation rate", "mean response tokens", "groups all correct", "groups all wrong", "prompts",
+                       "samples", "run: first solve rate", "run: first share of groups trained"], rows)]
+
+
 def _dynamics(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple]:
-    blocks: list[tuple] = [("h2", "3. Learning dynamics (W&B)")]
+    blocks: list[tuple] = [("h2", "3. Learning dynamics (W&B)"),
+                           ("p", "RL arms: open-instruct's grpo_fast logs its reward for the prompt groups that survive "
+                                 "its zero-variance filter only, which sits near 50% whatever the policy solves; the "
+                                 "solve rate over every sampled prompt is rebuilt from its filtered-group counts, beside "
+                                 "the share of groups that trained and the in-loop evaluation on test rows "
+                                 "(sft_vs_rlvr/report/rl_signals.py). TRL filters nothing.")]
     stages = report["dynamics"]
     for stage, data in stages.items():
         blocks.append(("h3", STAGE_TITLES[stage]))
@@ -229,9 +431,16 @@ def _dynamics(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple]:
             blocks.append(("p", f"Missing: {text(data['missing'])}"))
             continue
         blocks.append(("table", ["metric", "W&B key", "step key", "points", "first (value @ step)",
-                                 "last (value @ step)", "min", "max"],
+                                 "last (value @ step)", "min", "max", "note"],
                        [[metric, text(c["key"]), text(c["step_key"]), count(c["n_points"]), _point(c["first"]),
-                         _point(c["last"]), num(c["min"]), num(c["max"])] for metric, c in data["metrics"].items()]))
+                         _point(c["last"]), num(c["min"]), num(c["max"]), text(c.get("note"))]
+                        for metric, c in data["metrics"].items()]))
+        unavailable = data.get("unavailable") or {}
+        if unavailable:
+            blocks.append(("p", f"Curves of the {text(data.get('trainer'))} run that are not shown, and why (a curve "
+                                "that cannot be rebuilt is never replaced by a biased one):"))
+            blocks.append(("table", ["metric", "why not shown"],
+                           [[metric, text(reason)] for metric, reason in unavailable.items()]))
     if any(data.get("metrics") for data in stages.values()):
         figures["dynamics.png"] = fig.dynamics(stages, STAGE_TITLES, dynamics_mod.METRIC_TITLES, dynamics_mod.PLOTTED)
         blocks.append(("figure", "dynamics.png", "Training curves of every stage on a shared axis of examples seen"))
@@ -253,36 +462,42 @@ def _efficiency(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple
         blocks.append(("p", "No intermediate checkpoints were evaluated: set checkpoints = true in configs/eval.toml "
                             "and run ./evaluate_comparison.sh; the curves below have only start and end points."))
     blocks.append(("p", f"Accuracy ({result['grader']} grader) of each arm's checkpoints against what training had "
-                        f"consumed. Tokens and GPU-hours at a checkpoint are the arm's totals scaled by its share of "
-                        f"the examples (an estimate). Target accuracy {pct(result['target'])} "
-                        f"({text(result['target_source'])})."))
+                        f"consumed, on the fair axes: FLOPs, tokens processed (trained + generated) and sequences "
+                        f"(an RL prompt with 8 samples is 8 sequences). Totals at a checkpoint are the arm's totals "
+                        f"scaled by its share of the examples (an estimate); compute GPU-hours leave out start-up and "
+                        f"checkpoint writes. Target accuracy {pct(result['target'])} ({text(result['target_source'])})."))
     rows = []
     for arm, points in curves.items():
         for p in points if isinstance(points, list) else _first_seed(points):
             rows.append([STAGE_TITLES[arm], text(p["label"]), count(p["step"]), count(p["examples"]),
-                         sci(p["tokens"]), num(p["gpu_hours"]), pct(p["accuracy"])])
-    blocks.append(("table", ["arm", "model", "step", "examples seen", "tokens (est.)", "GPU-hours (est.)", "accuracy"],
-                   rows))
+                         count(p.get("sequences")), sci(p.get("tokens_processed")), sci(p.get("flops")),
+                         num(p.get("compute_gpu_hours")), pct(p["accuracy"])])
+    blocks.append(("table", ["arm", "model", "step", "examples seen", "sequences (est.)", "tokens processed (est.)",
+                             "FLOPs (est.)", "compute GPU-hours (est.)", "accuracy"], rows))
     reach = []
     for arm, r in (result.get("to_target") or {}).items():
         if isinstance(r.get("reached"), dict):  # reached in some seeds only: each seed's figures
             hits = r["reached"]["per_seed"]
-            reach.append([STAGE_TITLES[arm], f"in {sum(h is True for h in hits)} of {len(hits)} seeds",
-                          text(r.get("at")), count(r.get("examples")), num(r.get("examples_interpolated")),
-                          sci(r.get("tokens_interpolated")), num(r.get("gpu_hours_interpolated"))])
+            reach.append([STAGE_TITLES[arm], f"in {sum(h is True for h in hits)} of {len(hits)} seeds"]
+                         + _reach_cells(r))
         elif r.get("reached") is True:
-            reach.append([STAGE_TITLES[arm], "yes", text(r["at"]), count(r["examples"]),
-                          num(r["examples_interpolated"]), sci(r["tokens_interpolated"]),
-                          num(r["gpu_hours_interpolated"])])
+            reach.append([STAGE_TITLES[arm], "yes"] + _reach_cells(r))
         else:
-            reach.append([STAGE_TITLES[arm], f"no (best {pct(r.get('best_accuracy'))})", "-", "-", "-", "-", "-"])
+            reach.append([STAGE_TITLES[arm], f"no (best {pct(r.get('best_accuracy'))})"] + ["-"] * 6)
     if reach:
-        blocks.append(("table", ["arm", "reached target", "first at", "examples (first point)",
-                                 "examples (interpolated)", "tokens (interpolated)", "GPU-hours (interpolated)"], reach))
+        blocks.append(("table", ["arm", "reached target", "first at", "examples (interpolated)",
+                                 "sequences (interpolated)", "tokens processed (interpolated)", "FLOPs (interpolated)",
+                                 "compute GPU-hours (interpolated)"], reach))
     if curves:
         figures["efficiency.png"] = fig.efficiency(curves, result["target"], STAGE_TITLES)
-        blocks.append(("figure", "efficiency.png", "Accuracy against examples seen, tokens trained and GPU-hours"))
+        blocks.append(("figure", "efficiency.png", "Accuracy against FLOPs, tokens processed and sequences"))
     return blocks
+
+
+def _reach_cells(r: dict[str, Any]) -> list[str]:
+    return [text(r.get("at")), num(r.get("examples_interpolated")), num(r.get("sequences_interpolated")),
+            sci(r.get("tokens_processed_interpolated")), sci(r.get("flops_interpolated")),
+            num(r.get("compute_gpu_hours_interpolated"))]
 
 
 def _diversity(report: dict[str, Any], figures: dict[str, bytes]) -> list[tuple]:
@@ -449,6 +664,8 @@ def _weights(result: dict[str, Any] | None, figures: dict[str, bytes], seed: Any
                 ("p", "Not computed: run `python analyze_results.py --weights`.")]
     arms = list(result["meta"]["arms"])
     pairs = sorted({key for group in result["by_kind"].values() for key in group["pairs"]})
+    signal = "signal" in result["meta"]  # weight_diff.json files before the rounding baseline have raw ranks only
+    rank_key = "mean_signal_effective_rank" if signal else "mean_effective_rank"
     header = ["kind", "tensors"] + [f"{arm} {m}" for arm in arms for m in ("rel. norm", "changed", "eff. rank")] \
         + [f"cosine {p}" for p in pairs] + [f"overlap {p}" for p in pairs]
     rows = []
@@ -456,7 +673,7 @@ def _weights(result: dict[str, Any] | None, figures: dict[str, bytes], seed: Any
         row = [kind, str(group["n_tensors"])]
         for arm in arms:
             a = group["arms"].get(arm, {})
-            rank = a.get("mean_effective_rank")
+            rank = a.get(rank_key)
             row += [f"{a.get('rel_norm', float('nan')):.3g}", pct(a.get("changed_fraction", float("nan"))),
                     f"{rank:.1f}" if rank is not None else "-"]
         for p in pairs:
@@ -464,13 +681,17 @@ def _weights(result: dict[str, Any] | None, figures: dict[str, bytes], seed: Any
         for p in pairs:
             row.append(pct(group["pairs"][p]["overlap_coefficient"]) if p in group["pairs"] else "-")
         rows.append(row)
-    figures["weights_by_layer.png"] = fig.weights(result["by_layer"], arms)
+    figures["weights_by_layer.png"] = fig.weights(result["by_layer"], arms, rank_key)
     meta = result["meta"]
+    shown = (f"Shown: the effective rank of the part of each update above bf16 rounding ({meta['signal']}); the raw "
+             "effective and numerical ranks, rounding included, stay in weight_diff.json." if signal else
+             "Shown: the raw effective rank, rounding included (this weight_diff.json predates the rounding-noise "
+             "baseline: rerun python analyze_results.py --weights).")
     return [
         ("h2", "Where in the network each method learns" + (f" (seed {seed})" if seed is not None else "")),
         ("p", f"Each arm's final weights against the base, tensor by tensor (weights/weight_diff.json). "
               f"Relative norm = ||W_arm - W_base|| / ||W_base|| over the group. Changed: {meta['threshold']}. "
-              f"Eff. rank: mean over the group's matrices of the {meta['effective_rank']}. "
+              f"Eff. rank: mean over the group's matrices of the {meta['effective_rank']}. {shown} "
               f"Cosine and overlap: {meta['pairs']}."),
         ("table", header, rows),
         ("figure", "weights_by_layer.png", "Per layer: relative update norm, share of entries changed, effective rank"),

@@ -1,15 +1,15 @@
 """Learning dynamics: the training curves of each stage, read from its W&B run.
 
-Metric names differ by trainer and by open-instruct version, so each curve has a list of W&B keys and
+Metric names differ by trainer and by open-instruct version, so each generic curve has a list of W&B keys and
 the first one with data wins (the key used is reported beside the curve):
-  TRL (tiny profile)            train/loss, train/learning_rate, train/grad_norm, train/reward, train/kl,
-                                train/entropy, train/completions/mean_length, train/completions/clipped_ratio
-  open-instruct finetune.py     train_loss, learning_rate (no train/ prefix; step = completed optimizer steps)
-  open-instruct grpo_fast.py    v0.3.0 (open-instruct-notes.md 2.6): objective/verifiable_reward, scores,
-                                objective/kl0_avg (the k1 estimator; before v0.3.0 it was objective/kl_avg),
-                                loss/policy_avg, policy/entropy_avg (only with --record_entropy),
-                                val/sequence_lengths, val/stop_rate, lr, optim/grad_norm; step = training_step
-A "1 - key" alias is derived: open-instruct logs the stop rate, TRL the share of clipped (truncated) responses.
+  TRL (tiny profile)            train/loss, train/learning_rate, train/grad_norm, train/num_tokens
+  open-instruct finetune.py     train_loss, learning_rate, total_tokens (no train/ prefix; step = completed
+                                optimizer steps)
+  open-instruct grpo_fast.py    loss/policy_avg, lr, optim/grad_norm, val/num_total_tokens; step = training_step
+The RL stages' reward, solve rate, share of groups trained, in-loop evaluation, entropy, KL, length and
+truncation come from rl_signals.py, which reads the trainers' unbiased signals (grpo_fast's logged reward
+covers only the groups its zero-variance filter kept) and names every curve it cannot rebuild, with the reason,
+under "unavailable".
 
 Shared axis: each stage's steps are converted to training examples seen (SFT sequences, RL prompts) with the
 examples per step of its own checkpoints index (or its settings), so both arms can be drawn on one axis.
@@ -24,60 +24,50 @@ from pathlib import Path
 from typing import Any
 
 from sft_vs_rlvr.errors import UserError
-from sft_vs_rlvr.report import wandb_runs
+from sft_vs_rlvr.report import rl_signals, wall_clock, wandb_runs
 from sft_vs_rlvr.report.wandb_runs import CorruptRunFile, MissingInput
 
 METRIC_ALIASES = {
     "loss": ("train/loss", "train_loss", "loss/policy_avg"),
     "learning_rate": ("train/learning_rate", "learning_rate", "lr"),
     "grad_norm": ("train/grad_norm", "optim/grad_norm"),
-    "reward": ("train/reward", "objective/verifiable_reward", "scores", "objective/scores"),
-    "reward_std": ("train/reward_std",),
-    "kl": ("train/kl", "objective/kl0_avg", "objective/kl_avg", "objective/kl"),
-    "entropy": ("train/entropy", "policy/entropy_avg"),
-    "response_length": ("train/completions/mean_length", "val/sequence_lengths"),
-    "truncated_ratio": ("train/completions/clipped_ratio", "1 - val/stop_rate"),
     "tokens": ("train/num_tokens", "total_tokens", "val/num_total_tokens"),
 }
 METRIC_TITLES = {
     "loss": "training loss (RL: policy loss)", "learning_rate": "learning rate", "grad_norm": "gradient norm",
-    "reward": "mean reward", "reward_std": "reward std within batch", "kl": "KL to the reference (k1)",
-    "entropy": "policy entropy", "response_length": "mean response length (tokens)",
-    "truncated_ratio": "share of responses truncated", "tokens": "tokens trained (cumulative)",
+    "tokens": "tokens trained (cumulative)", **rl_signals.TITLES,
 }
 STEP_KEYS = ("train/global_step", "training_step", "_step")  # first one present in the metric's rows
-STAGE_METRICS = {
-    "sft": ("loss", "learning_rate", "grad_norm", "tokens"),
-    "rlvr": ("reward", "reward_std", "kl", "entropy", "response_length", "truncated_ratio", "loss", "grad_norm",
-             "learning_rate", "tokens"),
-}
+STAGE_METRICS = {"sft": ("loss", "learning_rate", "grad_norm", "tokens"),
+                 "rlvr": ("loss", "grad_norm", "learning_rate", "tokens")}
 STAGE_METRICS["sft_rlvr"] = STAGE_METRICS["rlvr"]
-# Curves drawn (the tokens counter feeds the budgets, not a panel).
-PLOTTED = ("loss", "learning_rate", "grad_norm", "reward", "reward_std", "kl", "entropy", "response_length",
-           "truncated_ratio")
+# Curves drawn (the tokens counter feeds the budgets, not a panel); the unbiased RL curves first.
+PLOTTED = ("solve_rate", "trained_groups", "eval_pass_at_1", "eval_stop_rate", "entropy", "kl", "response_length",
+           "truncated_ratio", "reward_survivors", "loss", "learning_rate", "grad_norm")
 
 
-def _series(rows: list[dict[str, Any]], key: str, step_key: str) -> list[list[float]]:
-    if key.startswith("1 - "):
-        return [[step, 1 - value] for step, value in wandb_runs.series(rows, key[4:], step_key)]
-    return wandb_runs.series(rows, key, step_key)
-
-
-def extract_metrics(stage: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stage's curves from a W&B history, each under the first alias that has data."""
-    metrics = {}
+def extract(stage: str, history: list[dict[str, Any]], beta: float | None = None) -> tuple[dict[str, Any],
+                                                                                           dict[str, str]]:
+    """The stage's curves from a W&B history ({metric: curve}, each generic one under the first alias that has
+    data) and, for an RL stage, the curves that cannot be rebuilt ({metric: reason})."""
+    metrics: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    if stage != "sft":
+        metrics, unavailable = rl_signals.rl_curves(history, beta)
     for metric in STAGE_METRICS[stage]:
         for key in METRIC_ALIASES[metric]:
-            raw = key[4:] if key.startswith("1 - ") else key
-            rows = [row for row in history if raw in row]
+            rows = [row for row in history if key in row]
             step_key = next((s for s in STEP_KEYS if any(s in row for row in rows)), None)
-            points = _series(rows, key, step_key) if step_key else []
+            points = wandb_runs.series(rows, key, step_key) if step_key else []
             if points:
-                values = [value for _, value in points]
-                metrics[metric] = {"key": key, "step_key": step_key, "points": points, "n_points": len(points),
-                                   "first": points[0], "last": points[-1], "min": min(values), "max": max(values)}
+                metrics[metric] = wandb_runs.curve(points, key, step_key)
                 break
-    return metrics
+    return metrics, unavailable
+
+
+def extract_metrics(stage: str, history: list[dict[str, Any]], beta: float | None = None) -> dict[str, Any]:
+    """The stage's curves (extract without the unavailable ones)."""
+    return extract(stage, history, beta)[0]
 
 
 def examples_per_step(manifest: dict[str, Any], stage: str) -> tuple[float | None, str]:
@@ -112,11 +102,18 @@ def stage_dynamics(experiment_dir: Path, stage: str, manifest: dict[str, Any]) -
     shown = str(Path(where).relative_to(experiment_dir)) if Path(where).is_relative_to(experiment_dir) else where
     check_identity(run, info, shown, f"{stage}/manifest.json")
     source["run_file"] = shown
-    metrics = extract_metrics(stage, run.history)
+    beta = ((manifest.get("settings") or {}).get("rlvr") or {}).get("beta")
+    metrics, unavailable = extract(stage, run.history, beta)
     per_step, per_step_source = examples_per_step(manifest, stage)
     if not metrics:
         wanted = sorted({key for metric in STAGE_METRICS[stage] for key in METRIC_ALIASES[metric]})
         return {"source": source, "missing": f"the {stage} W&B run has none of {', '.join(wanted)}"}
-    return {"source": source, "metrics": metrics, "examples_per_step": per_step,
-                      "examples_per_step_source": per_step_source,
-                      "examples_unit": "sequences" if stage == "sft" else "prompts"}
+    out = {"source": source, "metrics": metrics, "examples_per_step": per_step,
+           "examples_per_step_source": per_step_source,
+           "examples_unit": "sequences" if stage == "sft" else "prompts"}
+    if stage != "sft":
+        out["trainer"] = rl_signals.trainer_of(run.history)
+        out["unavailable"] = unavailable
+    # The rows' timestamps and time keys feed the wall-clock split (budgets); left out of report.json.
+    out["_history"] = [{key: row[key] for key in wall_clock.KEYS if key in row} for row in run.history]
+    return out

@@ -2,9 +2,11 @@
 
 Each arm's curve starts at its starting model (the base; the SFT model for SFT then RLVR) with nothing
 consumed, goes through its evaluated checkpoints (eval/<arm>_step<N>_results.json, examples_seen from the
-stage's checkpoints index) and ends at its final model (all the arm's prompts seen). Tokens and GPU-hours at
-a checkpoint are the arm's totals (budgets.py) scaled by its share of the examples: training consumes them
-at a near-constant rate, so this is an estimate, marked as such.
+stage's checkpoints index) and ends at its final model (all the arm's prompts seen). The axes are the fair
+ones (budgets.py): FLOPs, tokens processed (trained + generated) and sequences (an RL prompt with 8 samples
+is 8 sequences), with compute GPU-hours (start-up and checkpoint writes left out) in report.json. Each total
+at a checkpoint is the arm's total scaled by its share of the examples: training consumes them at a
+near-constant rate, so this is an estimate, marked as such.
 
 Examples to reach a target accuracy: the target is a setting (`analyze_results.py --target-accuracy`), by
 default the midpoint between the base and the best final arm (headline grader). Reported both as the first
@@ -17,11 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 START = {"sft": "base", "rlvr": "base", "sft_rlvr": "sft"}
+# Point key -> budget total it is scaled from; the first three are the figure's axes.
+AXES = {"flops": "flops", "tokens_processed": "tokens_processed", "sequences": "sequences_trained",
+        "compute_gpu_hours": "gpu_hours_compute", "tokens": "tokens_trained", "gpu_hours": "gpu_hours"}
+REACH_KEYS = ("examples", "sequences", "tokens_processed", "flops", "compute_gpu_hours")
 
 
 def curves(checkpoints: list[dict[str, Any]], finals: dict[str, float], budgets: dict[str, dict[str, Any]],
            grader: str) -> dict[str, list[dict[str, Any]]]:
-    """Per arm, points {"label", "step", "examples", "tokens", "gpu_hours", "accuracy"} in order of examples."""
+    """Per arm, points {"label", "step", "examples", every AXES key, "accuracy"} in order of examples."""
     out = {}
     for arm, start in START.items():
         budget = budgets.get(arm) or {}
@@ -40,7 +46,7 @@ def curves(checkpoints: list[dict[str, Any]], finals: dict[str, float], budgets:
             points.append({"label": arm, "step": None, "examples": total, "accuracy": finals[arm]})
         for point in points:
             share = point["examples"] / total if total and point["examples"] is not None else None
-            for key, total_key in (("tokens", "tokens_trained"), ("gpu_hours", "gpu_hours")):
+            for key, total_key in AXES.items():
                 value = budget.get(total_key)
                 point[key] = value * share if value is not None and share is not None else None
         points = [p for p in points if p["examples"] is not None]
@@ -61,7 +67,7 @@ def to_reach(points: list[dict[str, Any]], target: float) -> dict[str, Any]:
     for i, point in enumerate(points):
         if point["accuracy"] >= target:
             reached = {"reached": True, "at": point["label"]}
-            for key in ("examples", "tokens", "gpu_hours"):
+            for key in REACH_KEYS:
                 reached[key] = point[key]
                 before = points[i - 1] if i else None
                 if before is None or before[key] is None or point[key] is None:

@@ -79,9 +79,10 @@ def dynamics(stages: dict[str, dict[str, Any]], titles: dict[str, str], metric_t
 
 
 def efficiency(curves: dict[str, list[dict[str, Any]]], target: Any, titles: dict[str, str]) -> bytes:
-    """Accuracy against examples seen, tokens trained and GPU-hours; the target accuracy as a line."""
-    axes_keys = [("examples", "training examples seen"), ("tokens", "tokens trained (estimate at checkpoints)"),
-                 ("gpu_hours", "GPU-hours (estimate at checkpoints)")]
+    """Accuracy against FLOPs, tokens processed and sequences (the fair axes); the target accuracy as a line."""
+    axes_keys = [("flops", "FLOPs (estimate at checkpoints)"),
+                 ("tokens_processed", "tokens trained + generated (estimate at checkpoints)"),
+                 ("sequences", "sequences (RL: prompts x samples; estimate at checkpoints)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (key, label) in zip(axes, axes_keys):
         for arm, points in curves.items():
@@ -141,11 +142,11 @@ def lengths(diversity: dict[str, dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def weights(by_layer: dict[str, Any], arms: list[str]) -> bytes:
+def weights(by_layer: dict[str, Any], arms: list[str], rank_key: str = "mean_signal_effective_rank") -> bytes:
     """Per layer: relative update norm, share of entries changed, and mean effective rank, one line per arm."""
     layers = sorted(by_layer, key=int)
     panels = (("rel_norm", "relative update norm"), ("changed_fraction", "entries changed"),
-              ("mean_effective_rank", "effective rank of the update"))
+              (rank_key, "effective rank of the update" + (" (above rounding)" if "signal" in rank_key else "")))
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for ax, (key, title) in zip(axes, panels):
         for arm in arms:

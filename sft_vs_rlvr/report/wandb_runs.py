@@ -133,8 +133,10 @@ def _apply_update(target: dict[str, Any], record: Any) -> None:
         node.pop(leaf, None)
 
 
-def read_offline_run(run_dir: str | Path) -> OfflineRun:
-    """Read identity, config, summary and every history row of one local W&B run folder."""
+def read_offline_run(run_dir: str | Path, with_summary: bool = True) -> OfflineRun:
+    """Read identity, config, summary and every history row of one local W&B run folder. with_summary=False
+    leaves the summary empty: the report reads none of it, and wandb writes a summary record after nearly
+    every history row (a fifth of the reading time of a 10,000-row run)."""
     from wandb.proto import wandb_internal_pb2  # lazy: wandb is slow to import
 
     run_file = _run_file(Path(run_dir))
@@ -143,20 +145,22 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
     # matters, so summary updates keep their JSON text and are decoded once at the end (half the reading time
     # of a 10,000-row run otherwise).
     summary: dict[tuple[str, ...], str | None] = {}
+    quoted: dict[str, str] = {}
     for payload in iter_records(run_file):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "history":
-            run.history.append({_item_key(item): json.loads(item.value_json) for item in record.history.item})
+            run.history.append(_history_row(record.history.item, quoted))
         elif kind == "run":
             run.run_id, run.project = record.run.run_id, record.run.project
             run.group = record.run.run_group or None
             _apply_update(run.config, record.run.config)
-            _collect_summary(summary, record.run.summary)
+            if with_summary:
+                _collect_summary(summary, record.run.summary)
         elif kind == "config":
             _apply_update(run.config, record.config)
-        elif kind == "summary":
+        elif kind == "summary" and with_summary:
             _collect_summary(summary, record.summary)
     for path, value in summary.items():
         node = run.summary
@@ -169,17 +173,28 @@ def read_offline_run(run_dir: str | Path) -> OfflineRun:
     return run
 
 
+def _history_row(items: Any, quoted: dict[str, str]) -> dict[str, Any]:
+    """One history row, decoded with one json.loads: the items' JSON texts joined into one object (a third of
+    the time of decoding each value alone, on rows of 40 keys). quoted caches each key's JSON string."""
+    parts = []
+    for item in items:
+        key = item.key or "/".join(item.nested_key)  # _item_key, inlined: this loop runs for every cell
+        name = quoted.get(key)
+        if name is None:
+            name = quoted[key] = json.dumps(key)
+        parts.append(f"{name}:{item.value_json}")
+    return json.loads("{" + ",".join(parts) + "}")
+
+
 def _collect_summary(summary: dict[tuple[str, ...], str | None], record: Any) -> None:
     """Latest JSON text (None: removed) of each summary key; a key set again moves to the end, so the
     decoding order replays the updates' order."""
-    for item in record.update:
-        path = tuple(_item_path(item))
-        summary.pop(path, None)
-        summary[path] = item.value_json
-    for item in record.remove:
-        path = tuple(_item_path(item))
-        summary.pop(path, None)
-        summary[path] = None
+    for items, removed in ((record.update, False), (record.remove, True)):
+        for item in items:
+            key = item.key  # _item_path, inlined: wandb writes a summary record after nearly every row
+            path = (key,) if key else tuple(item.nested_key)
+            summary.pop(path, None)
+            summary[path] = None if removed else item.value_json
 
 
 def read_offline_history(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -251,7 +266,8 @@ def _online_path(info: dict[str, Any]) -> str:
 
 
 def run_for_manifest(stage_dir: str | Path, manifest: dict[str, Any]) -> tuple[OfflineRun, str]:
-    """The W&B run a stage manifest names, and where it was read (a run file, or the W&B API path).
+    """The W&B run a stage manifest names (its summary left out of a local file), and where it was read (a run
+    file, or the W&B API path).
 
     Offline runs are read from the stage's wandb/ folder. Online runs also leave a local copy
     (`run-<date>_<time>-<id>/`) in the same format, which is preferred over the API so the report
@@ -273,7 +289,7 @@ def run_for_manifest(stage_dir: str | Path, manifest: dict[str, Any]) -> tuple[O
         except MissingInput as error:
             errors.append(str(error))
             continue
-        return read_offline_run(folder), str(_run_file(folder))
+        return read_offline_run(folder, with_summary=False), str(_run_file(folder))
     if mode == "online" and run_id:
         path = _online_path(info)
         try:
@@ -292,7 +308,10 @@ def series(history: list[dict[str, Any]], key: str, step_key: str) -> list[list[
     """[[step, value], ...] of the rows that carry a finite number for both key and step_key."""
     points = []
     for row in history:
-        step, value = row.get(step_key), row.get(key)
+        value = row.get(key)
+        if value is None:  # most rows lack a sparse key (the in-loop evaluation's): skip them cheaply
+            continue
+        step = row.get(step_key)
         if _is_number(step) and _is_number(value):
             points.append([step, value])
     return points
@@ -300,3 +319,15 @@ def series(history: list[dict[str, Any]], key: str, step_key: str) -> list[list[
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def curve(points: list[list[float]], key: str, step_key: str, **extra: Any) -> dict[str, Any]:
+    """A curve as the report stores it: the points and their first, last, min and max, plus any notes."""
+    values = [value for _, value in points]
+    return {"key": key, "step_key": step_key, "points": points, "n_points": len(points), "first": points[0],
+            "last": points[-1], "min": min(values), "max": max(values), **extra}
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool): what a history cell must hold to be plotted."""
+    return _is_number(value)

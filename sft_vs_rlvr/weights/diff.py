@@ -24,7 +24,21 @@ float32 checkpoints, drifts smaller than bf16 rounding are not counted.
 Effective rank (Roy & Vetterli 2007): with singular values s_i of the update and p_i = s_i / sum s,
 erank = exp(-sum p_i log p_i); 1 for a rank-1 update, k for k equal singular values. Energy share
 of the top k directions = sum_{i<k} s_i^2 / sum s_i^2. numerical_rank counts s_i > s_max *
-max(m, n) * eps(float32). Singular values come from torch.linalg.svdvals of the float32 update;
+max(m, n) * eps(float32).
+
+The update, not the rounding. A checkpoint stored in bf16 holds W_base + U rounded to 8 significant bits,
+so the difference is U plus a rounding error E of up to half a bf16 spacing per entry: full rank, and for
+updates of a few spacings (RL at a small learning rate) it dominates the raw spectrum (a planted rank-2
+update reads numerical rank 64 and a doubled effective rank). So each spectrum also has a rounding-noise
+baseline: with h_ij half the spacing of the arm's stored value (its dtype's significant bits: bf16 8,
+fp16 11, float32 24) the rounding error of entry ij has variance at most h_ij^2 / 3 (uniform on [-h, h]),
+and a matrix of such independent errors has spectral norm at most about sigma_row + sigma_col, the largest
+row and the largest column root-sum of those variances (Bandeira & van Handel 2016; for equal variances
+this is the Bai-Yin edge sigma (sqrt(m) + sqrt(n))). ``rounding_noise_edge`` is that norm;
+``signal_rank`` counts the singular values above it (and above the numerical tolerance), and
+``signal_effective_rank`` and ``signal_energy`` are the effective rank of those values and their share of
+the update's energy. The report shows the signal figures; the raw ones stay beside them in the JSON. For
+float32 checkpoints the edge is negligible and both agree. Singular values come from torch.linalg.svdvals of the float32 update;
 for matrices above ``svd_full_max_elements`` (embedding, LM head of an 8B model) from the
 eigenvalues of the float64 Gram matrix D^T D accumulated over row chunks (D tall; wider ones that
 large are skipped with a note).
@@ -81,6 +95,13 @@ THRESHOLD_DOC = ("changed when |W_arm - W_base| >= 2^(floor(log2|w_base|) - 8), 
                  "at the base value (8 significant bits); 2^-134 for zero and subnormal base values")
 ERANK_DOC = ("effective rank = exp(entropy of singular values normalised to sum 1) (Roy & Vetterli 2007); "
              "topK_energy = sum of the K largest squared singular values / sum of all")
+SIGNAL_DOC = ("signal_* = over the singular values above rounding_noise_edge, the spectral norm that the storage "
+              "dtype's rounding alone can reach: largest row plus largest column root-sum of the per-entry rounding "
+              "variances h^2/3, h half the spacing of the arm's stored value (Bandeira & van Handel 2016)")
+# Significant bits (stored mantissa + the implicit one) and the smallest normal exponent of each float dtype:
+# the rounding of a value stored in it is at most 2^(floor(log2|w|) - bits).
+PRECISION = {torch.bfloat16: (8, -126), torch.float16: (11, -14), torch.float32: (24, -126),
+             torch.float64: (53, -1022)}
 
 
 # ----------------------------------------------------------------------------- weight files
@@ -233,23 +254,49 @@ def bf16_half_spacing(w: torch.Tensor) -> torch.Tensor:
     return torch.ldexp(torch.ones_like(w, dtype=torch.float32), exponent - 8)
 
 
+def rounding_variance(stored: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Upper bound of the variance of each entry's rounding error when stored in dtype: h^2 / 3, with h half
+    the spacing at the value (float32 result; float64 storage counts as exact)."""
+    bits, min_exponent = PRECISION.get(dtype, (53, -1022))
+    if bits > 24:
+        return torch.zeros_like(stored, dtype=torch.float32)
+    w = stored.float()
+    _, exponent = torch.frexp(w)
+    exponent = torch.where(w == 0, min_exponent, exponent - 1).clamp(min=min_exponent)
+    half = torch.ldexp(torch.ones_like(w), exponent - bits)
+    return half * half / 3
+
+
 def changed_mask(base: torch.Tensor, arm: torch.Tensor) -> torch.Tensor:
     return (arm.float() - base.float()).abs() >= bf16_half_spacing(base)
 
 
-def spectrum_measures(singular_values: torch.Tensor, shape: tuple[int, int]) -> dict:
+def _effective_rank(s: torch.Tensor) -> float | None:
+    total = s.sum().item()
+    if total <= 0:
+        return None
+    p = s[s > 0] / total
+    return math.exp(-(p * p.log()).sum().item())
+
+
+def spectrum_measures(singular_values: torch.Tensor, shape: tuple[int, int], noise_edge: float = 0.0) -> dict:
+    """Raw measures of the spectrum, and the same over the part above the rounding-noise edge (signal_*)."""
     s = singular_values.double().flatten().sort(descending=True).values.clamp(min=0)
     total = s.sum().item()
-    out = {"effective_rank": None, "numerical_rank": 0, **{f"top{k}_energy": None for k in TOP_K}}
+    out = {"effective_rank": None, "numerical_rank": 0, **{f"top{k}_energy": None for k in TOP_K},
+           "rounding_noise_edge": noise_edge, "signal_rank": 0, "signal_effective_rank": None, "signal_energy": None}
     if total <= 0:
         return out
-    p = s[s > 0] / total
-    out["effective_rank"] = math.exp(-(p * p.log()).sum().item())
+    out["effective_rank"] = _effective_rank(s)
     energy = s * s
     for k in TOP_K:
         out[f"top{k}_energy"] = (energy[:k].sum() / energy.sum()).item()
     tol = s[0].item() * max(shape) * torch.finfo(torch.float32).eps
     out["numerical_rank"] = int((s > tol).sum().item())
+    signal = s[s > max(tol, noise_edge)]
+    out["signal_rank"] = int(signal.numel())
+    out["signal_effective_rank"] = _effective_rank(signal) if signal.numel() else None
+    out["signal_energy"] = (signal * signal).sum().item() / energy.sum().item()
     return out
 
 
@@ -319,25 +366,48 @@ def _stats(base: _Reader, arms: dict[str, _Reader], rows: int, row_elems: int) -
     return acc, pairs
 
 
+class _NoiseEdge:
+    """Row and column sums of the arm's per-entry rounding variances, accumulated chunk by chunk; edge() is
+    sigma_row + sigma_col (the module docstring: the update, not the rounding)."""
+
+    def __init__(self, cols: int, dtype: torch.dtype, device: torch.device):
+        self.dtype, self.row_max = dtype, 0.0
+        self.col = torch.zeros(cols, dtype=torch.float64, device=device)
+
+    def add(self, arm_rows: torch.Tensor) -> None:
+        variance = rounding_variance(arm_rows, self.dtype).double()
+        self.row_max = max(self.row_max, variance.sum(dim=1).max().item())
+        self.col += variance.sum(dim=0)
+
+    def edge(self) -> float:
+        return math.sqrt(self.row_max) + math.sqrt(self.col.max().item())
+
+
 def _singular_values(base: _Reader, arm: _Reader, rows: int, cols: int,
-                     full_max: int, device: torch.device) -> tuple[torch.Tensor | None, str]:
+                     full_max: int, device: torch.device) -> tuple[torch.Tensor | None, str, float]:
+    """Singular values of the update, how they were computed, and the rounding-noise edge of the arm's dtype."""
+    noise = _NoiseEdge(cols, arm.ref.dtype, device)
     if rows * cols <= full_max:
         update = torch.empty(rows, cols, dtype=torch.float32, device=device)
         step = _chunk_rows(cols, 4)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
-            update[r0:r1] = arm.rows(r0, r1) - base.rows(r0, r1)
-        return torch.linalg.svdvals(update), "svdvals"
+            stored = arm.rows(r0, r1)
+            noise.add(stored)
+            update[r0:r1] = stored - base.rows(r0, r1)
+        return torch.linalg.svdvals(update), "svdvals", noise.edge()
     if rows >= cols and cols <= GRAM_MAX_DIM:
         gram = torch.zeros(cols, cols, dtype=torch.float64, device=device)
         step = _chunk_rows(cols, 6)
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
-            d = (arm.rows(r0, r1) - base.rows(r0, r1)).double()
+            stored = arm.rows(r0, r1)
+            noise.add(stored)
+            d = (stored - base.rows(r0, r1)).double()
             gram.addmm_(d.T, d)
-            del d
-        return torch.linalg.eigvalsh(gram).clamp(min=0).sqrt(), "gram_eigvalsh"
-    return None, f"too large for a spectrum ({rows}x{cols}, wider than tall)"
+            del d, stored
+        return torch.linalg.eigvalsh(gram).clamp(min=0).sqrt(), "gram_eigvalsh", noise.edge()
+    return None, f"too large for a spectrum ({rows}x{cols}, wider than tall)", 0.0
 
 
 # ----------------------------------------------------------------------------- whole models
@@ -445,6 +515,11 @@ def _aggregate(entries: list[dict], arm_names: list[str]) -> dict:
         summary["n_spectra"] = len(spectra)
         for key in ("effective_rank", *[f"top{k}_energy" for k in TOP_K]):
             summary[f"mean_{key}"] = sum(s[key] for s in spectra) / len(spectra) if spectra else None
+        # Above the rounding noise: a matrix whose whole update is below it has rank 0 and no effective rank.
+        summary["mean_signal_rank"] = sum(s.get("signal_rank", 0) for s in spectra) / len(spectra) if spectra else None
+        signal = [s["signal_effective_rank"] for s in spectra if s.get("signal_effective_rank") is not None]
+        summary["n_signal_spectra"] = len(signal)
+        summary["mean_signal_effective_rank"] = sum(signal) / len(signal) if signal else None
         out["arms"][arm] = summary
     for a, b in itertools.combinations(arm_names, 2):
         key = pair_key(a, b)
@@ -507,8 +582,9 @@ def compare(base_dir: str | Path, arms: dict[str, str | Path], rank_sample: int 
             entry["pairs"][pair_key(a, b)] = _pair_summary(p, acc[a], acc[b])
         if name in spectrum_names:
             for arm, reader in readers.items():
-                values, method = _singular_values(base_reader, reader, rows, ref.shape[1], svd_full_max_elements, device)
-                spectrum = spectrum_measures(values.cpu(), (rows, ref.shape[1])) if values is not None else None
+                values, method, edge = _singular_values(base_reader, reader, rows, ref.shape[1], svd_full_max_elements,
+                                                        device)
+                spectrum = spectrum_measures(values.cpu(), (rows, ref.shape[1]), edge) if values is not None else None
                 entry["arms"][arm]["spectrum"] = spectrum and {**spectrum, "method": method}
                 if values is None:
                     entry["arms"][arm]["spectrum_note"] = method
@@ -530,6 +606,7 @@ def compare(base_dir: str | Path, arms: dict[str, str | Path], rank_sample: int 
         "meta": {"base": str(base_dir), "arms": {k: str(v) for k, v in arms.items()}, "device": str(device),
                  "formats": {"base": base.format, **{k: v.format for k, v in arm_idx.items()}},
                  "rank_sample": rank_sample, "threshold": THRESHOLD_DOC, "effective_rank": ERANK_DOC,
+                 "signal": SIGNAL_DOC,
                  "pairs": "cosine of the two updates; jaccard = |A∩B|/|A∪B| and overlap_coefficient = "
                           "|A∩B|/min(|A|,|B|) of the changed-entry sets",
                  "notes": notes, "estimate_s": estimate, "seconds": seconds, "peak_rss_mb": peak_mb},

@@ -251,9 +251,8 @@ def main() -> int:
         if "train_16384" in figures:
             print(f"# at 16,384 tokens per step: MFU {figures['train_16384']['mfu']:.2f}")
     if "generate_64" in figures:
-        scale = assumptions["peak_bf16_tflops"]["A100"] / peak
-        print(f"transformers_tokens_per_second_a100 = {figures['generate_64']['tokens_per_second'] * scale:.0f}  "
-              f"# {stamp}: {figures['generate_64']['tokens_per_second']:.0f} at batch 64 here, scaled to an A100")
+        print(f"transformers_tokens_per_second = {figures['generate_64']['tokens_per_second']:.0f}  # {stamp}: "
+              "batch 64 (CPU-bound kernel launches: about the same on any card)")
     print(f"calibration: {figures['seconds']:.0f} s")
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=1, default=str))

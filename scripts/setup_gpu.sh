@@ -21,6 +21,9 @@ python3 -m sft_vs_rlvr.launch.open_instruct check --checkout-only   # refuses a 
 # open-instruct's own locked environment (its README: uv sync), then this package into it, without deps.
 (cd "$OPEN_INSTRUCT_DIR" && uv sync --frozen)
 uv pip install --python "$OPEN_INSTRUCT_DIR/.venv/bin/python" --no-deps -e "$repo"
+# ./evaluate_comparison.sh runs in this environment on a GPU box, where vLLM is: it also needs lm-eval for the
+# reference protocol (the project's pin; its dependencies resolved against open-instruct's locked versions).
+uv pip install --python "$OPEN_INSTRUCT_DIR/.venv/bin/python" "lm-eval==0.4.13"
 # The nltk data open-instruct's Dockerfile fetches (punkt, punkt_tab, words).
 "$OPEN_INSTRUCT_DIR/.venv/bin/python" -m nltk.downloader punkt punkt_tab words
 python3 -m sft_vs_rlvr.launch.open_instruct check

@@ -342,7 +342,9 @@ def pilot_summary(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    return {**{k: record.get(k) for k in PILOT_FIELDS}, "file": path.name}
+    summary = {k: record.get(k) for k in PILOT_FIELDS}
+    summary["threshold"] = (record.get("threshold") or {}).get("min_informative_groups")  # a share, as the others
+    return {**summary, "file": path.name}
 
 
 def compute_record(run_dir: Path, host: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ The Hub check never reaches the network here: the cases tested fail (or pass) be
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,8 @@ def test_too_little_disk_is_refused_with_the_fix(tmp_path):
 def test_ray_needs_ten_cpus_per_learner_gpu_or_a_logical_count(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(preflight.Path, "exists", lambda self: False)  # no local Ray cluster
-    four = layouts.Layout(4, 1, 4, 4, 936, 94, 3, 1, 116, 59784, 12, 12)
-    eight = layouts.Layout(8, 1, 8, 2, 936, 94, 6, 2, 116, 59784, 12, 12)
+    four = layouts.Layout(4, 1, 4, 4, 936, 468, 117, 3, 1, 117, 117, 59904, 13, 13)
+    eight = layouts.Layout(8, 1, 8, 2, 936, 468, 117, 6, 2, 117, 117, 59904, 13, 13)
     assert preflight.ray_cpus_needed(four) == 34 and preflight.ray_cpus_needed(eight) == 65
     with pytest.raises(UserError, match=r"'ray start --head --num-cpus=34'"):
         preflight.check_ray(four, cpus=16)
@@ -74,7 +75,7 @@ def test_wandb_online_without_a_key_is_refused_offline_is_said(monkeypatch, tmp_
 
 def test_no_visible_gpu_is_refused(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    layout = layouts.Layout(4, 1, 4, 4, 936, 94, 3, 1, 116, 59784, 12, 12)
+    layout = layouts.Layout(4, 1, 4, 4, 936, 468, 117, 3, 1, 117, 117, 59904, 13, 13)
     with pytest.raises(UserError, match="no GPU is visible"):
         preflight.check_gpus(layout)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
@@ -107,7 +108,7 @@ def test_missing_token_stops_the_launcher_before_anything_is_written(tmp_path):
 
 def test_too_little_disk_stops_the_launcher_before_anything_is_written(tmp_path, config_dir):
     """Launcher level, with a local 8B-shaped base model folder (a config.json is all --plan reads), so no Hub
-    check; the SFT arm's nine DeepSpeed states need far more disk than this machine has free."""
+    check; the SFT arm's peak (two DeepSpeed states and its snapshots) needs more disk than this machine has free."""
     from sft_vs_rlvr.launch import open_instruct
     try:
         open_instruct.check()
@@ -120,7 +121,7 @@ def test_too_little_disk_stops_the_launcher_before_anything_is_written(tmp_path,
     text = (config_dir / "experiment.toml").read_text()
     (config_dir / "experiment.toml").write_text(text.replace('base_model = "meta-llama/Llama-3.1-8B"',
                                                              f'base_model = "{model}"'))
-    if shutil.disk_usage(tmp_path).free > 900 * 2**30:
+    if shutil.disk_usage(tmp_path).free > 400 * 2**30:
         pytest.skip("this machine has more free disk than the SFT arm needs")
     env = {k: v for k, v in os.environ.items() if k not in ("PROFILE", "EXPERIMENT_ID")}
     env.update(NUM_GPUS="4", CUDA_VISIBLE_DEVICES="0,1,2,3", OUTPUT_ROOT=str(tmp_path / "runs"), GPU_MEMORY_GIB="80",
@@ -128,5 +129,5 @@ def test_too_little_disk_stops_the_launcher_before_anything_is_written(tmp_path,
     result = subprocess.run(["./experiment_sft_llama8b.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: sft needs about 957 GiB for its checkpoints but ") and "GiB free" in last
+    assert re.match(r"error: sft needs about \d+ GiB for its checkpoints but ", last) and "GiB free" in last
     assert not (tmp_path / "runs").exists()

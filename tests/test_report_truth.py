@@ -279,7 +279,8 @@ def test_headline_grader_is_a_setting_the_evaluator_writes(tmp_path):
                 "response_tokens": 5}, {"correct": True, "verifier_correct": True, "extracted": "7",
                                         "truncated": False, "response_tokens": 5}]
     facts = {"timing": {}, "fingerprint": "f", "template_source": "shared", "decodings": {"greedy": {}},
-             "engine": "transformers", "device": "cpu", "dtype": "float32", "placement": None, "prompt": None}
+             "engine": "transformers", "device": "cpu", "dtype": "float32", "placement": None, "prompt": None,
+             "model_wall_seconds": 0.0}
     results = driver.summarize(driver.ModelSpec("base", "base"), samples, chosen, tmp_path / "exp", facts)
     assert (results["headline_grader"], results["accuracy"]) == ("verifier", 0.5)
     config = tmp_path / "configs"

@@ -406,7 +406,7 @@ def _rlvr_figures(plan: Plan, a: dict[str, Any]) -> dict[str, Any]:
     for case, fill in (("expected", a["lengths"]["rl_response_fill"]), ("worst", 1.0)):
         out[case] = _rl_time(plan, a, s.shared["max_response_length"] * fill, snapshots, state_bytes)
     # The pilot before RL (launch/pilot.py): one vLLM engine on one card, plus loading the model.
-    per_engine = a["throughput"]["vllm_tokens_per_second_a100"] * plan.hardware.peak_tflops / a["peak_bf16_tflops"]["A100"]
+    per_engine = vllm_rate(plan.hardware, a)
     pilot_tokens = s.rlvr["pilot_prompts"] * s.rlvr["samples_per_prompt"] * response
     out["pilot"] = {"tokens": pilot_tokens, "seconds": pilot_tokens / per_engine
                     + a["throughput"]["eval_model_load_minutes"] * 60}
@@ -420,7 +420,7 @@ def _rl_time(plan: Plan, a: dict[str, Any], response: float, snapshots: int, sta
     samples = layout.rlvr_total_episodes
     engines = layout.rlvr_vllm_engines
     learners = layout.rlvr_learners_per_node * layout.nodes
-    per_engine = t["vllm_tokens_per_second_a100"] * hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
+    per_engine = vllm_rate(hw, a)
     generation = samples * response / (engines * per_engine)
     # per token: forward + backward 6P, old-policy log-probs 2P, generation 2P, reference forward 2P if loaded
     flops = (12 if plan.settings.rlvr["beta"] > 0 else 10) * p * samples * (plan.data.rl_prompt_tokens_mean + response)
@@ -444,6 +444,17 @@ REFERENCE_PROMPT_TOKENS = 1000   # lm-eval gsm8k_cot: 8 exemplars and the questi
 REFERENCE_MAX_NEW_TOKENS = 256   # lm-eval's max_gen_toks for the hf and vllm models
 
 
+def vllm_rate(hw: Hardware, a: dict[str, Any]) -> float:
+    """Generated tokens per second of one vLLM engine on this card: decoding is bound by memory bandwidth, so the
+    A100 figure scales by bandwidth (peak FLOPs would overstate an H100 or H200 by 1.6x to 2x)."""
+    bandwidths = a.get("memory_bandwidth_tb_s", {})
+    card = next((v for k, v in bandwidths.items() if k in hw.gpu_name), None)
+    if card is None or "A100" not in bandwidths:
+        raise UserError(f"no memory bandwidth known for GPU '{hw.gpu_name}'; add it under [memory_bandwidth_tb_s] "
+                        "in configs/plan.toml")
+    return a["throughput"]["vllm_tokens_per_second_a100"] * card / bandwidths["A100"]
+
+
 def eval_engine(settings: settings_mod.Settings) -> str:
     """The engine the GPU box will use: auto means vLLM there (evaluate/engines.py refuses auto without it)."""
     return "transformers" if settings.eval["engine"] == "transformers" else "vllm"
@@ -456,8 +467,7 @@ def eval_figures(plan: Plan, a: dict[str, Any], gpus: int) -> dict[str, dict[str
     engine = eval_engine(s)
     problems = s.eval["limit"] or s.shared["test_size"]
     response = s.shared["max_response_length"] * a["lengths"]["rl_response_fill"]
-    scale = hw.peak_tflops / a["peak_bf16_tflops"]["A100"]
-    rate = (t["vllm_tokens_per_second_a100"] if engine == "vllm" else t["transformers_tokens_per_second_a100"]) * scale
+    rate = vllm_rate(hw, a) if engine == "vllm" else t["transformers_tokens_per_second"]
     finals = 3  # base, SFT, RLVR (a fourth with the third arm)
     checkpoints = plan.figures["sft"]["checkpoints"] + plan.figures["rlvr"]["checkpoints"] if s.eval["checkpoints"] else 0
     load = t["eval_model_load_minutes"] * 60
@@ -479,7 +489,7 @@ def eval_figures(plan: Plan, a: dict[str, Any], gpus: int) -> dict[str, dict[str
         # lm-eval's reference run is one process (the transformers backend): prompts are read fast, answers
         # generated at the engine's rate of one card, about 150 tokens before its "Q:" stop.
         tokens = finals * limit * 150
-        reference_rate = t["transformers_tokens_per_second_a100"] * scale
+        reference_rate = t["transformers_tokens_per_second"]
         out["reference protocol (lm-eval 8-shot, ~1,000-token prompts)"] = {
             "tokens": tokens, "seconds_wall": tokens / reference_rate + finals * load, "engine": "transformers"}
     total = sum(r["seconds_wall"] for r in out.values())
@@ -566,7 +576,8 @@ def render(plan: Plan, stages: tuple[str, ...] = ("sft", "rlvr")) -> str:
                          f"{_gib(engine['weights'])}; KV cache {_gib(engine['kv_cache'])} = "
                          f"{engine['kv_tokens']:,.0f} tokens ({engine['sequences']:,.0f} full-length sequences)")
             lines.append(f"  time: generation {_hours(e['seconds_generation'])} ({layout.rlvr_vllm_engines} engine(s) at "
-                         f"{a['throughput']['vllm_tokens_per_second_a100']:,.0f} tokens/s per A100-equivalent), "
+                         f"{vllm_rate(hw, a):,.0f} tokens/s each, from {a['throughput']['vllm_tokens_per_second_a100']:,.0f} on an A100 "
+                         "scaled by memory bandwidth), "
                          f"training {_hours(e['seconds_training'])} ({e['flops']:.2e} FLOP at "
                          f"{a['throughput']['rl_learner_mfu']:.0%} MFU), overlapped; + weight syncs "
                          f"{_hours(e['seconds_weight_sync'])} + evaluation {_hours(e['seconds_evaluation'])} + "

@@ -13,8 +13,8 @@ from typing import Any
 
 from sft_vs_rlvr.report import dynamics as dynamics_mod
 from sft_vs_rlvr.report import figures as fig
-from sft_vs_rlvr.report.reproducibility import MANIFEST_FIELDS
 from sft_vs_rlvr.report.findings import ALPHA
+from sft_vs_rlvr.report.reproducibility import MANIFEST_FIELDS
 from sft_vs_rlvr.report.seeds import is_aggregate, mean_of
 
 MODEL_TITLES = {"base": "base", "sft": "SFT", "rlvr": "RLVR", "sft_rlvr": "SFT then RLVR"}

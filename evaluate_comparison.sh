@@ -23,6 +23,8 @@ Options:
 
 Environment:
   PROFILE, EXPERIMENT_ID, OUTPUT_ROOT, CONFIG_DIR   as for the training launchers
+  OPEN_INSTRUCT_DIR  the open-instruct checkout (make setup-gpu): where its environment has vLLM, the
+                     evaluation runs there (not on the tiny profile)
 
 Reads:  configs/experiment.toml, configs/eval.toml, <experiment>/data/test.jsonl,
         <experiment>/{sft,rlvr}/manifest.json and their model folders
@@ -48,4 +50,15 @@ check_python
 PROFILE="${PROFILE:-llama8b}"
 if [[ -n "${PLAN:-}" ]]; then exec python -m sft_vs_rlvr.launch.plan show --profile "$PROFILE" --stage eval; fi
 load_exports python -m sft_vs_rlvr.runs locate --profile "$PROFILE"
-python -m sft_vs_rlvr.evaluate.driver --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"
+# On a GPU box the evaluator runs in open-instruct's environment, the one that holds vLLM (make setup-gpu installs
+# this package and lm-eval into it); the tiny profile, and any machine without that environment, use this one.
+evaluator=python
+if [[ "$PROFILE" != tiny ]]; then
+  load_exports python -m sft_vs_rlvr.launch.open_instruct export   # OPEN_INSTRUCT_BIN
+  has_vllm_and_us='import importlib.util as u, sys; sys.exit(not (u.find_spec("vllm") and u.find_spec("sft_vs_rlvr")))'
+  if "$OPEN_INSTRUCT_BIN/python" -c "$has_vllm_and_us" 2>/dev/null; then
+    evaluator="$OPEN_INSTRUCT_BIN/python"
+    echo "eval: evaluating in open-instruct's environment ($evaluator), which has vLLM" >&2
+  fi
+fi
+"$evaluator" -m sft_vs_rlvr.evaluate.driver --experiment-dir "$EXPERIMENT_DIR" "${args[@]}"

@@ -403,9 +403,9 @@ def sft_rows(rng: np.random.Generator, n: int, lr: float, warmup_ratio: float,
     loss = loss - 0.04 * (steps > n / 2) + rng.normal(0, 0.035, n) * (0.5 + loss)  # second epoch drop, noise
     tokens = np.cumsum(rng.integers(2900, 3700, n))
     tps = rng.normal(6200, 350, n)
-    return [(int(s), {"learning_rate": float(l), "train_loss": float(max(0.05, x)), "total_tokens": int(t),
+    return [(int(s), {"learning_rate": float(rate), "train_loss": float(max(0.05, x)), "total_tokens": int(t),
                       "per_device_tps": float(p), "_timestamp": float(ts)})
-            for s, l, x, t, p, ts in zip(steps, lrs, loss, tokens, tps, stamps)]
+            for s, rate, x, t, p, ts in zip(steps, lrs, loss, tokens, tps, stamps)]
 
 
 def grpo_rows(rng: np.random.Generator, n: int, start_reward: float, end_reward: float, lr: float,

@@ -1,7 +1,9 @@
-"""The tiny profile, training to report, through the four user entry points (about two minutes).
+"""The tiny profile, training to report, through the four user entry points, the third arm included.
 
-One run of the whole pipeline (module-scoped fixture) feeds every test here. Canary tokens are set
-in HF_TOKEN and WANDB_API_KEY; no file the pipeline writes may contain them.
+One run of the whole pipeline (module-scoped fixture) feeds every test here, on the tiny profile's settings with
+fewer rows (TEST_ROWS, 160 training and 60 test problems) so the suite stays quick; the demo (make demo, timed
+by benchmarks/demo_stages.sh) runs the full tiny settings. Numbers below come from those settings. Canary
+tokens are set in HF_TOKEN and WANDB_API_KEY; no file the pipeline writes may contain them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +35,39 @@ ENTRY_POINTS = {
 }
 
 
+TEST_ROWS = {"train_size": 160, "test_size": 60}
+pytestmark = pytest.mark.slow
+
+
+def reduced_configs(root: Path) -> Path:
+    """configs/ with the tiny profile's row counts cut to TEST_ROWS and the reference protocol to 6 problems."""
+    target = root / "configs"
+    if not target.is_dir():
+        shutil.copytree(REPO / "configs", target)
+        experiment = (target / "experiment.toml").read_text()
+        head, tiny = experiment.split("[profile.tiny]", 1)
+        tiny_section, rest = tiny.split("[profile.", 1)
+        for key, value in TEST_ROWS.items():
+            tiny_section, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", tiny_section)
+            assert count == 1, key
+        (target / "experiment.toml").write_text(f"{head}[profile.tiny]{tiny_section}[profile.{rest}")
+        evaluation = (target / "eval.toml").read_text()
+        evaluation, count = re.subn(r"(?m)^reference_limit = \d+$", "reference_limit = 6", evaluation, count=1)
+        assert count == 1
+        (target / "eval.toml").write_text(evaluation)
+    return target
+
+
+def settings(root: Path) -> settings_mod.Settings:
+    return settings_mod.load("tiny", reduced_configs(root))
+
+
 def _env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("EXPERIMENT_ID", "CONFIG_DIR", "WANDB_MODE", "FRESH", "OPEN_INSTRUCT_DIR")}
     env.update(CANARIES)
     env.update(PROFILE="tiny", OUTPUT_ROOT=str(root / "runs"), SFT_VS_RLVR_CACHE=str(root / "cache"),
+               CONFIG_DIR=str(reduced_configs(root)),
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     return env
@@ -53,7 +85,11 @@ def run_entry(name: str, root: Path, *args: str, check: bool = True) -> subproce
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     early = {name: run_entry(name, root, check=False) for name in ("eval", "analyze")}
-    outputs = {name: run_entry(name, root) for name in ("sft", "rlvr", "eval", "analyze")}
+    outputs = {name: run_entry(name, root) for name in ("sft", "rlvr")}
+    outputs["sft_rlvr"] = subprocess.run(ENTRY_POINTS["rlvr"], cwd=REPO, env={**_env(root), "INIT_FROM": "sft"},
+                                         capture_output=True, text=True, timeout=900)
+    assert outputs["sft_rlvr"].returncode == 0, outputs["sft_rlvr"].stderr[-3000:]
+    outputs.update({name: run_entry(name, root) for name in ("eval", "analyze")})
     return root, root / "runs" / "tiny-seed42", outputs, early
 
 
@@ -111,14 +147,15 @@ def _recompute(samples: list[dict], key: str) -> tuple[int, int]:
 
 
 def test_report_numbers_equal_those_recomputed_from_per_sample_files(pipeline):
-    _, exp, outputs, _ = pipeline
+    root, exp, outputs, _ = pipeline
     report = json.loads((exp / "report" / "report.json").read_text())
     assert outputs["analyze"].stdout.strip().splitlines()[-1] == str(exp / "report" / "report.md")
     samples = {name: atomic.read_jsonl(exp / "eval" / f"{name}_samples.jsonl") for name in ("base", "sft", "rlvr")}
     models = {m["name"]: m for m in report["models"]}
-    assert set(models) == {"base", "sft", "rlvr"}
+    assert set(models) == {"base", "sft", "rlvr", "sft_rlvr"}
+    n_test = settings(root).shared["test_size"]
     for name, rows in samples.items():
-        assert len(rows) == 200
+        assert len(rows) == n_test
         for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
             correct, n = _recompute(rows, key)
             assert models[name]["graders"][grader]["correct"] == correct
@@ -126,7 +163,7 @@ def test_report_numbers_equal_those_recomputed_from_per_sample_files(pipeline):
             low, high = binomtest(correct, n).proportion_ci(method="wilson")
             assert models[name]["graders"][grader]["ci95"] == pytest.approx([low, high])
         results = json.loads((exp / "eval" / f"{name}_results.json").read_text())
-        assert results["accuracy"] == pytest.approx(_recompute(rows, "correct")[0] / 200)
+        assert results["accuracy"] == pytest.approx(_recompute(rows, "correct")[0] / n_test)
     headline = next(c for c in report["comparisons"] if (c["a"], c["b"], c["grader"]) == ("rlvr", "sft", "robust"))
     by_id = {s["id"]: s["correct"] for s in samples["sft"]}
     rl_only = sum(s["correct"] and not by_id[s["id"]] for s in samples["rlvr"])
@@ -134,8 +171,8 @@ def test_report_numbers_equal_those_recomputed_from_per_sample_files(pipeline):
     assert (headline["table"]["a_only"], headline["table"]["b_only"]) == (rl_only, sft_only)
     expected_p = binomtest(rl_only, rl_only + sft_only, 0.5).pvalue if rl_only + sft_only else 1.0
     assert headline["mcnemar_p"] == pytest.approx(expected_p)
-    assert headline["difference"] == pytest.approx((rl_only - sft_only) / 200)
-    assert set(report["dynamics"]) == {"sft", "rlvr"}
+    assert headline["difference"] == pytest.approx((rl_only - sft_only) / n_test)
+    assert set(report["dynamics"]) == {"sft", "rlvr", "sft_rlvr"}
     html = (exp / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
 
@@ -144,7 +181,8 @@ def test_every_report_section_has_the_tiny_models_numbers(pipeline):
     """Sections 2-7 on the real tiny runs: recomputed here from the samples, manifests and checkpoint files."""
     from itertools import combinations
 
-    _, exp, _, _ = pipeline
+    root, exp, _, _ = pipeline
+    n_test = settings(root).shared["test_size"]
     report = json.loads((exp / "report" / "report.json").read_text())
     md = (exp / "report" / "report.md").read_text()
     for heading in ("1. Headline", "2. Budgets", "3. Learning dynamics", "4. Sample efficiency",
@@ -168,12 +206,13 @@ def test_every_report_section_has_the_tiny_models_numbers(pipeline):
     assert {o["model"] for o in hard} >= {"base", "sft", "rlvr"}
     ood_rows = atomic.read_jsonl(exp / "eval" / "ood" / "synthetic-hard" / "sft_samples.jsonl")
     sft_hard = next(o for o in hard if o["model"] == "sft")
-    assert sft_hard["n"] == 200 and sft_hard["accuracy"] == pytest.approx(sum(r["correct"] for r in ood_rows) / 200)
+    n_hard = len(ood_rows)
+    assert sft_hard["n"] == n_hard and sft_hard["accuracy"] == pytest.approx(sum(r["correct"] for r in ood_rows) / n_hard)
     p_ood, p_gsm = sft_hard["accuracy"], report["models"][1]["graders"]["robust"]["accuracy"]
-    half = norm.ppf(0.975) * (p_ood * (1 - p_ood) / 200 + p_gsm * (1 - p_gsm) / 200) ** 0.5
+    half = norm.ppf(0.975) * (p_ood * (1 - p_ood) / n_hard + p_gsm * (1 - p_gsm) / n_test) ** 0.5
     assert sft_hard["drop_ci95"] == pytest.approx([p_gsm - p_ood - half, p_gsm - p_ood + half], abs=1e-4)
     categories = report["errors"]["categories"]["sft"]["counts"]
-    assert sum(categories.values()) == 200 and categories["correct"] == report["models"][1]["graders"]["robust"]["correct"]
+    assert sum(categories.values()) == n_test and categories["correct"] == report["models"][1]["graders"]["robust"]["correct"]
 
 
 def test_no_secret_in_any_file_written(pipeline):
@@ -192,15 +231,17 @@ def test_second_launch_skips_finished_stages_and_reuses_evaluations(pipeline):
     root, exp, _, _ = pipeline
     before = (exp / "sft" / "manifest.json").read_text()
     again = run_entry("sft", root)
-    assert "sft: already completed" in again.stdout
+    assert "sft: already completed" in again.stderr
     assert (exp / "sft" / "manifest.json").read_text() == before
     evaluated = run_entry("eval", root)
-    checkpoints = sum(len(json.loads((exp / arm / "manifest.json").read_text())["checkpoints"]) for arm in ("sft", "rlvr"))
-    assert checkpoints >= 4 and evaluated.stdout.count("already evaluated") == 3 + checkpoints
+    arms = ("sft", "rlvr", "sft_rlvr")
+    checkpoints = sum(len(json.loads((exp / arm / "manifest.json").read_text())["checkpoints"]) for arm in arms)
+    assert checkpoints >= 6 and evaluated.stdout.count("already evaluated") == 1 + len(arms) + checkpoints
 
 
 def test_evaluation_writes_sampled_metrics_checkpoints_and_an_index(pipeline):
-    _, exp, _, _ = pipeline
+    root, exp, _, _ = pipeline
+    options = settings(root).eval
     index = json.loads((exp / "eval" / "index.json").read_text())
     names = {m["name"] for m in index["models"] if m["status"] in ("evaluated", "reused")}
     for arm in ("sft", "rlvr"):
@@ -211,18 +252,18 @@ def test_evaluation_writes_sampled_metrics_checkpoints_and_an_index(pipeline):
             assert results["checkpoint"]["examples_seen"] == checkpoint["examples_seen"]
     for name in ("base", "sft", "rlvr"):
         results = json.loads((exp / "eval" / f"{name}_results.json").read_text())
-        assert results["sampled"]["n_per_problem"] == 4
+        assert results["sampled"]["n_per_problem"] == options["samples"]
         curve = results["sampled"]["robust"]["pass@k"]
         assert curve["1"] <= curve["2"] <= curve["4"] and results["accuracy"] <= 1
         reference = json.loads((exp / "eval" / f"{name}_reference_results.json").read_text())
-        assert reference["n"] == 20 and reference["num_fewshot"] == 8
+        assert reference["n"] == options["reference_limit"] and reference["num_fewshot"] == 8
     report = json.loads((exp / "report" / "report.json").read_text())
-    assert [r["name"] for r in report["reference"]["ours"]] == ["base", "sft", "rlvr"]
+    assert [r["name"] for r in report["reference"]["ours"]] == ["base", "sft", "rlvr", "sft_rlvr"]
     for ours in report["reference"]["ours"]:  # Wilson intervals of the reference protocol, from its own samples
         samples = atomic.read_jsonl(exp / "eval" / f"{ours['name']}_reference_samples.jsonl")
-        assert len(samples) == ours["n"] == 20
-        correct = round(ours["metrics"]["strict-match"]["exact_match"] * 20)
-        low, high = binomtest(correct, 20).proportion_ci(method="wilson")
+        assert len(samples) == ours["n"] == options["reference_limit"]
+        correct = round(ours["metrics"]["strict-match"]["exact_match"] * ours["n"])
+        low, high = binomtest(correct, ours["n"]).proportion_ci(method="wilson")
         assert ours["ci95"]["strict-match"] == pytest.approx([low, high])
 
 
@@ -256,11 +297,7 @@ def test_unknown_profile_and_option(tmp_path):
 
 
 def test_third_arm_rlvr_from_the_sft_model_is_trained_evaluated_and_reported(pipeline):
-    """Last in this file: it adds a model that the tests above do not expect."""
-    root, exp, _, _ = pipeline
-    hybrid = subprocess.run(ENTRY_POINTS["rlvr"], cwd=REPO, env={**_env(root), "INIT_FROM": "sft"},
-                            capture_output=True, text=True, timeout=900)
-    assert hybrid.returncode == 0, hybrid.stderr[-3000:]
+    _, exp, _, _ = pipeline
     manifest = json.loads((exp / "sft_rlvr" / "manifest.json").read_text())
     sft = json.loads((exp / "sft" / "manifest.json").read_text())
     command = manifest["command"]
@@ -268,11 +305,15 @@ def test_third_arm_rlvr_from_the_sft_model_is_trained_evaluated_and_reported(pip
     rlvr = json.loads((exp / "rlvr" / "manifest.json").read_text())["command"]
     same = [a for a in command if a not in (command[command.index("--model") + 1], str(exp / "sft_rlvr"))]
     assert same == [a for a in rlvr if a not in (rlvr[rlvr.index("--model") + 1], str(exp / "rlvr"))]
-    run_entry("eval", root)
-    run_entry("analyze", root)
     report = json.loads((exp / "report" / "report.json").read_text())
     pairs = {(c["a"], c["b"]) for c in report["comparisons"]}
-    assert {("sft_rlvr", "sft"), ("sft_rlvr", "rlvr")} <= pairs and "sft_rlvr" in report["dynamics"]
+    assert {("sft_rlvr", "sft"), ("sft_rlvr", "rlvr"), ("sft_rlvr", "base")} <= pairs
+    assert "sft_rlvr" in report["dynamics"]
+    for stage in ("rlvr", "sft_rlvr"):  # the pilot ran before each RL arm, with the arm's own starting model
+        pilot = json.loads((exp / stage / "pilot.json").read_text())
+        assert pilot["key"]["model"] == json.loads((exp / stage / "manifest.json").read_text())["command"][
+            command.index("--model") + 1]
+        assert json.loads((exp / stage / "manifest.json").read_text())["pilot"]["prompts"] == pilot["prompts"]
 
 
 def test_weight_level_comparison_is_in_the_report(pipeline):

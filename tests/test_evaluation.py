@@ -61,6 +61,7 @@ def evaluate(exp: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_every_output_is_written_and_a_missing_checkpoint_is_a_recorded_skip(experiment):
     result = evaluate(experiment)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -99,6 +100,7 @@ def test_every_output_is_written_and_a_missing_checkpoint_is_a_recorded_skip(exp
     assert again.stdout.count("already evaluated") == 4
 
 
+@pytest.mark.slow
 def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(experiment, tmp_path):
     reference = evaluate(experiment, "--models", "base")
     assert reference.returncode == 0, reference.stderr[-2000:]
@@ -121,6 +123,7 @@ def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(expe
     assert atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl") == expected
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_no_half_written_results(experiment):
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
@@ -137,6 +140,7 @@ def test_a_full_disk_leaves_no_half_written_results(experiment):
         len(atomic.read_jsonl(experiment / "eval" / "sft_samples.jsonl")) == 32
 
 
+@pytest.mark.slow
 def test_bad_models_and_data_are_refused_with_one_line(experiment):
     weights = experiment / "sft" / "model" / "model.safetensors"
     weights.rename(weights.with_suffix(".moved"))
@@ -160,6 +164,7 @@ def test_bad_models_and_data_are_refused_with_one_line(experiment):
     assert not (experiment / "eval").exists()
 
 
+@pytest.mark.slow
 def test_results_of_another_format_version_are_redone_and_said(experiment):
     assert evaluate(experiment, "--models", "base").returncode == 0
     path = experiment / "eval" / "base_results.json"
@@ -236,6 +241,7 @@ def test_the_transformers_cap_keeps_the_kv_cache_of_a_call_within_the_free_memor
     assert eval_engines.generation_cap(llama8b, 2, 0, 662) == 1
 
 
+@pytest.mark.slow
 def test_workers_split_the_problems_and_the_merged_answers_equal_one_process(experiment):
     """Process per model and data parallel, with the real transformers engine in two CPU worker processes."""
     single = evaluate(experiment, "--models", "base")
@@ -253,6 +259,7 @@ def test_workers_split_the_problems_and_the_merged_answers_equal_one_process(exp
     assert not list((experiment / "eval" / ".partial").glob("*"))
 
 
+@pytest.mark.slow
 def test_out_of_distribution_set_is_evaluated_and_reported_with_its_drop(experiment, config_dir, tmp_path):
     from sft_vs_rlvr.report import analysis as report
 

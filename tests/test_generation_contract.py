@@ -99,6 +99,7 @@ def test_the_evaluator_the_vllm_request_and_the_pilot_build_the_same_ids(profile
     assert params[0]["stop"] == list(contract.stop_strings) and params[0]["include_stop_str_in_output"] is False
 
 
+@pytest.mark.slow
 def test_open_instructs_sft_and_rlvr_transforms_build_the_same_prompt_ids(llama3, tmp_path):
     """finetune.py's SFT transform and grpo_fast's RLVR transform, run at the pinned tag with --add_bos."""
     checkout, python = checkout_and_python()

@@ -19,13 +19,15 @@ import pytest
 from conftest import pasted_argv
 
 from sft_vs_rlvr import contract, data_prep, settings
-from sft_vs_rlvr.launch import hf_cache, oi_flags, open_instruct
+from sft_vs_rlvr.launch import hf_cache, layouts, oi_flags, open_instruct
 from sft_vs_rlvr.report import wandb_runs
 from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
            "hybrid arm, 4 GPUs": {"NUM_GPUS": "4", "INIT_FROM": "sft"}}
+# The dress rehearsal's GRPO command (make gpu-check): the tiny model through grpo_fast.py in single-GPU mode.
+TINY_SINGLE_GPU = {"PROFILE": "tiny", "RLVR_TRAINER": "open-instruct"}
 SCRIPTS = {"sft": "./experiment_sft_llama8b.sh", "rlvr": "./experiment_rlvr_llama8b.sh"}
 TRUE_WORDS = {"true", "yes", "1", "t", "y"}
 
@@ -119,6 +121,8 @@ def verdicts(tmp_path_factory):
     for layout, env in LAYOUTS.items():
         for arm, script in SCRIPTS.items():
             commands[layout, arm] = oi_flags.split_command(launcher_command(script, tmp_path, **env))
+    commands["tiny single GPU", "rlvr"] = oi_flags.split_command(
+        launcher_command(SCRIPTS["rlvr"], tmp_path, **TINY_SINGLE_GPU))
     for name, (entry, changes, _) in BAD.items():
         arm = "sft" if entry == "finetune" else "rlvr"
         commands[name] = (entry, edited(commands["4 GPUs", arm][1], changes))
@@ -150,6 +154,22 @@ def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdic
         assert isinstance(values["stop_strings"], list)  # None became [] in __post_init__
 
 
+def test_the_dress_rehearsals_single_gpu_grpo_command_parses_as_meant(verdicts):
+    """PROFILE=tiny RLVR_TRAINER=open-instruct: one learner and one vLLM engine sharing the card, the contract's
+    stop strings, the tiny settings' sizes."""
+    (entry, arguments), answer = verdicts["tiny single GPU", "rlvr"]
+    assert entry == "grpo_fast" and answer["ok"], answer.get("error")
+    values = answer["values"]
+    for flag, given in flags(arguments).items():
+        assert same_value(values[flag[2:]], given), f"{flag} {given} parsed as {values[flag[2:]]!r}"
+    tiny = settings.load("tiny")
+    assert values["single_gpu_mode"] is True and values["vllm_num_engines"] == 1
+    assert values["num_learners_per_node"] == [1] and values["push_to_hub"] is False
+    assert values["stop_strings"] == list(tiny.shared["stop_strings"])
+    assert values["num_samples_per_prompt_rollout"] == tiny.rlvr["samples_per_prompt"]
+    assert values["beta"] == tiny.rlvr["beta"] and values["seed"] == tiny.shared["seed"]
+
+
 @pytest.mark.parametrize("name", BAD)
 def test_open_instruct_refuses_what_it_cannot_run(verdicts, name):
     (entry, _), answer = verdicts[name]
@@ -167,6 +187,7 @@ def test_a_refusal_is_one_line_and_exit_status_2():
         "ValueError: Cannot launch Beaker evaluation jobs without pushing to the Hub.")
 
 
+@pytest.mark.slow
 def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(tmp_path):
     """The llama8b launcher's SFT flags, minus DeepSpeed and Liger, on the tiny model: 10 steps, checkpoints
     every 5, offline W&B; then the same command with 12 steps resumes from step_10 (same output dir)."""
@@ -216,6 +237,7 @@ def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(t
     assert "completed_steps=10" in second.stdout
 
 
+@pytest.mark.slow
 def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_its_output(tmp_path):
     """PROFILE=tiny SFT_TRAINER=open-instruct: the launcher's own finetune.py command (minus DeepSpeed and
     Liger), its manifest, checkpoint index and W&B run; then evaluation and the report on that model."""
@@ -232,7 +254,12 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
     assert manifest["status"] == "completed" and manifest["final_model"] == "output/sft"
     assert "open_instruct/finetune.py" in manifest["command_line"] and "--packing" in manifest["command"]
     steps = [c["step"] for c in manifest["checkpoints"]]
-    assert len(steps) == 5 and all(c["kind"] == "training_state" for c in manifest["checkpoints"])
+    tiny = settings.load("tiny")
+    layout = layouts.resolve(tiny)  # snapshots at the steps that divide an epoch
+    assert steps == list(range(layout.sft_checkpoint_every, layout.sft_steps + 1, layout.sft_checkpoint_every))
+    # The snapshot watcher turned each state finetune.py wrote into a model folder and pruned the states.
+    assert all(c["kind"] == "hf_model" and (run / c["path"] / "config.json").is_file() for c in manifest["checkpoints"])
+    assert not list((run / "output" / "sft").glob("step_*"))
     history = wandb_runs.read_offline_history(wandb_runs.find_offline_run(run / "wandb", manifest["wandb"]["run_id"]))
     assert len(history) == steps[-1] and all(math.isfinite(row["train_loss"]) for row in history)
 
@@ -240,7 +267,7 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
                                capture_output=True, text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     results = json.loads((tmp_path / "runs" / "tiny-seed42" / "eval" / "sft_results.json").read_text())
-    assert results["n"] == 200 and 0.0 <= results["accuracy"] <= 1.0
+    assert results["n"] == tiny.shared["test_size"] and 0.0 <= results["accuracy"] <= 1.0
     reported = subprocess.run([sys.executable, "analyze_results.py"], cwd=REPO, env=env, capture_output=True,
                               text=True, timeout=600)
     assert reported.returncode == 0, reported.stderr[-3000:]

@@ -1,6 +1,6 @@
 """The reference protocol: lm-eval's own gsm8k_cot (8-shot CoT) on the tiny model over prepared test rows.
 
-One real run (20 problems, about 35 s on 2 CPU cores) in a subprocess with the Hub and datasets offline
+One real run (8 problems, about 15 s on 2 CPU cores; marked slow) in a subprocess with the Hub and datasets offline
 and sockets refused, so a hidden download fails the test instead of passing silently. The tiny model's
 context is 256 positions and 8 exemplars alone are ~1,350 of its tokens, so the run passes --max-length.
 """
@@ -24,7 +24,7 @@ from sft_vs_rlvr.evaluate import reference as reference_eval
 from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
-LIMIT = 20
+LIMIT = 8
 FIRST_EXEMPLAR = "Q: There are 15 trees in the grove. Grove workers will plant trees in the grove today."
 LAST_EXEMPLAR_ANSWER = "23 - 15 is 8. The answer is 8."
 # Refuse every connection, then run the CLI as `python -m` would.
@@ -74,6 +74,7 @@ def reference_run(tiny, test_file, tmp_path_factory):
     return results, samples, result, model
 
 
+@pytest.mark.slow
 def test_results_hold_lm_evals_metrics_and_protocol(reference_run):
     results, samples, _, model = reference_run
     assert results["format"] == contract.REFERENCE_RESULTS.id and results["version"] == 1
@@ -96,6 +97,7 @@ def test_results_hold_lm_evals_metrics_and_protocol(reference_run):
     assert results["counts"]["context_truncated"] == 0  # --max-length 2048 holds the 8-shot prompt
 
 
+@pytest.mark.slow
 def test_samples_use_gsm8k_cots_exemplars_and_the_plain_question(reference_run, test_file, tiny):
     _, samples, _, _ = reference_run
     shared, _ = tiny
@@ -114,6 +116,7 @@ def test_samples_use_gsm8k_cots_exemplars_and_the_plain_question(reference_run, 
         assert isinstance(sample["response"], str)
 
 
+@pytest.mark.slow
 def test_run_used_no_network(reference_run):
     _, _, result, _ = reference_run
     assert "network access attempted" not in result.stderr

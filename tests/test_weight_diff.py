@@ -397,6 +397,7 @@ def _child(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="peak RSS read from /proc/self/status (VmHWM) on Linux")
 def test_peak_memory_stays_bounded_on_a_model_larger_than_the_bound(tmp_path):
     g = torch.Generator().manual_seed(3)

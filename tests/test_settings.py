@@ -48,7 +48,7 @@ def test_wrong_type_and_unsupported_choice(config_dir):
 def test_fingerprints_change_with_the_part_they_cover(config_dir):
     before = settings.load("tiny", config_dir)
     path = config_dir / "rlvr.toml"
-    path.write_text(path.read_text().replace("beta = 0.04", "beta = 0.05", 1))
+    path.write_text(path.read_text().replace("beta = 0.0\n", "beta = 0.05\n", 1))  # the first: [tiny]
     after = settings.load("tiny", config_dir)
     assert before.fingerprint("rlvr") != after.fingerprint("rlvr")
     assert before.fingerprint("shared") == after.fingerprint("shared")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,3 +46,33 @@ def pasted_argv(text: str) -> list[str]:
     result = subprocess.run(["bash", "-c", 'show() { printf "%s\\0" "$@"; }; show ' + text], capture_output=True,
                             text=True, check=True)
     return result.stdout.split("\0")[:-1]
+
+
+# The tiny profile with fewer rows, for tests that run whole stages (the demo runs the full tiny settings).
+TEST_ROWS = {"train_size": 160, "test_size": 60}
+
+
+def reduced_configs(root: Path, extra_evaluations: bool = True) -> Path:
+    """configs/ with the tiny profile's row counts cut to TEST_ROWS and the reference protocol to 6 problems;
+    without extra_evaluations, no reference protocol and no out-of-distribution set at all."""
+    target = root / "configs"
+    if not target.is_dir():
+        shutil.copytree(REPO / "configs", target)
+        experiment = (target / "experiment.toml").read_text()
+        head, tiny = experiment.split("[profile.tiny]", 1)
+        tiny_section, rest = tiny.split("[profile.", 1)
+        for key, value in TEST_ROWS.items():
+            tiny_section, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", tiny_section)
+            assert count == 1, key
+        (target / "experiment.toml").write_text(f"{head}[profile.tiny]{tiny_section}[profile.{rest}")
+        evaluation = (target / "eval.toml").read_text()
+        evaluation, count = re.subn(r"(?m)^reference_limit = \d+$", "reference_limit = 6", evaluation, count=1)
+        assert count == 1
+        if not extra_evaluations:
+            tiny_eval, rest = evaluation.split("[llama8b]", 1)
+            for key, value in (("reference", "false"), ("ood_sets", "[]")):
+                tiny_eval, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", tiny_eval)
+                assert count == 1, key
+            evaluation = f"{tiny_eval}[llama8b]{rest}"
+        (target / "eval.toml").write_text(evaluation)
+    return target

@@ -1,7 +1,7 @@
 """The tiny profile, training to report, through the four user entry points, the third arm included.
 
 One run of the whole pipeline (module-scoped fixture) feeds every test here, on the tiny profile's settings with
-fewer rows (TEST_ROWS, 160 training and 60 test problems) so the suite stays quick; the demo (make demo, timed
+fewer rows (conftest.TEST_ROWS: 160 training and 60 test problems) so the suite stays quick; the demo (make demo, timed
 by benchmarks/demo_stages.sh) runs the full tiny settings. Numbers below come from those settings. Canary
 tokens are set in HF_TOKEN and WANDB_API_KEY; no file the pipeline writes may contain them.
 """
@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import pasted_argv
+from conftest import pasted_argv, reduced_configs
 from scipy.stats import binomtest, norm
 
 from sft_vs_rlvr import atomic
@@ -35,27 +33,7 @@ ENTRY_POINTS = {
 }
 
 
-TEST_ROWS = {"train_size": 160, "test_size": 60}
 pytestmark = pytest.mark.slow
-
-
-def reduced_configs(root: Path) -> Path:
-    """configs/ with the tiny profile's row counts cut to TEST_ROWS and the reference protocol to 6 problems."""
-    target = root / "configs"
-    if not target.is_dir():
-        shutil.copytree(REPO / "configs", target)
-        experiment = (target / "experiment.toml").read_text()
-        head, tiny = experiment.split("[profile.tiny]", 1)
-        tiny_section, rest = tiny.split("[profile.", 1)
-        for key, value in TEST_ROWS.items():
-            tiny_section, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", tiny_section)
-            assert count == 1, key
-        (target / "experiment.toml").write_text(f"{head}[profile.tiny]{tiny_section}[profile.{rest}")
-        evaluation = (target / "eval.toml").read_text()
-        evaluation, count = re.subn(r"(?m)^reference_limit = \d+$", "reference_limit = 6", evaluation, count=1)
-        assert count == 1
-        (target / "eval.toml").write_text(evaluation)
-    return target
 
 
 def settings(root: Path) -> settings_mod.Settings:

@@ -67,7 +67,8 @@ def test_synthetic_hard_set_is_built_offline_and_shares_nothing_with_training(tm
     monkeypatch.delenv("OOD_DATA_DIR", raising=False)
     shared = settings_mod.load("tiny").shared
     rows = atomic.read_jsonl(ood.prepare("synthetic-hard", shared, tmp_path / "data"))
-    assert len(rows) == 200 and len({r["messages"][0]["content"] for r in rows}) == 200
+    size = shared["test_size"]  # as many as the test split
+    assert len(rows) == size and len({r["messages"][0]["content"] for r in rows}) == size
     train = {r["messages"][0]["content"] for r in data_prep.build(shared)["sft_train.jsonl"]}
     assert not train & {r["messages"][0]["content"] for r in rows}
     for row in rows:
@@ -82,4 +83,4 @@ def test_synthetic_hard_set_is_built_offline_and_shares_nothing_with_training(tm
         elif "gave" in problem.question:
             assert problem.answer == numbers[0] - numbers[1]
     manifest = json.loads((tmp_path / "data" / "synthetic-hard.manifest.json").read_text())
-    assert manifest["rows"] == 200 and manifest["dropped_non_numeric"] == 0
+    assert manifest["rows"] == size and manifest["dropped_non_numeric"] == 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import pasted_argv
+from conftest import pasted_argv, reduced_configs
 
 from sft_vs_rlvr import contract, data_prep, settings
 from sft_vs_rlvr.launch import hf_cache, layouts, oi_flags, open_instruct
@@ -243,7 +243,10 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
     Liger), its manifest, checkpoint index and W&B run; then evaluation and the report on that model."""
     checkout_and_python()
     env = {k: v for k, v in os.environ.items() if k not in ("EXPERIMENT_ID", "FRESH", "WANDB_MODE", "CONFIG_DIR")}
-    env.update(PROFILE="tiny", SFT_TRAINER="open-instruct", OUTPUT_ROOT=str(tmp_path / "runs"),
+    # The tiny profile on fewer rows (fewer steps, the same snapshot rule); the reference protocol and the
+    # out-of-distribution set are the end-to-end test's business, not this one's.
+    configs = reduced_configs(tmp_path, extra_evaluations=False)
+    env.update(PROFILE="tiny", SFT_TRAINER="open-instruct", OUTPUT_ROOT=str(tmp_path / "runs"), CONFIG_DIR=str(configs),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     sft = subprocess.run(["./experiment_sft_llama8b.sh"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=900)
@@ -254,7 +257,7 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
     assert manifest["status"] == "completed" and manifest["final_model"] == "output/sft"
     assert "open_instruct/finetune.py" in manifest["command_line"] and "--packing" in manifest["command"]
     steps = [c["step"] for c in manifest["checkpoints"]]
-    tiny = settings.load("tiny")
+    tiny = settings.load("tiny", configs)
     layout = layouts.resolve(tiny)  # snapshots at the steps that divide an epoch
     assert steps == list(range(layout.sft_checkpoint_every, layout.sft_steps + 1, layout.sft_checkpoint_every))
     # The snapshot watcher turned each state finetune.py wrote into a model folder and pruned the states.

@@ -43,12 +43,14 @@ class OODSet:
     question: Callable[[dict[str, Any]], str]
     answer: Callable[[dict[str, Any]], str | None]
     licence: str
-    build: Callable[[], list[dict[str, Any]]] | None = None  # generated here instead of loaded from the Hub
+    build: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None  # generated here, from the shared settings
 
 
-def _synthetic_hard_rows() -> list[dict[str, Any]]:
+def _synthetic_hard_rows(shared: dict[str, Any]) -> list[dict[str, Any]]:
+    """As many problems as the test split (200 on the tiny profile), so its drop compares like with like."""
     from sft_vs_rlvr.tiny import synth_gsm8k
-    return [{"question": p.question, "answer": str(p.answer)} for p in synth_gsm8k.generate_hard(200, seed=0)]
+    count = shared["test_size"]
+    return [{"question": p.question, "answer": str(p.answer)} for p in synth_gsm8k.generate_hard(count, seed=0)]
 
 
 REGISTRY: dict[str, OODSet] = {
@@ -79,10 +81,10 @@ def check_names(names: list[str]) -> None:
             raise UserError(f"unknown ood set '{name}' in configs/eval.toml; choose from {', '.join(REGISTRY)}")
 
 
-def _source_rows(name: str) -> tuple[list[dict[str, Any]], str]:
+def _source_rows(name: str, shared: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     spec = REGISTRY[name]
     if spec.build is not None:
-        return spec.build(), spec.hub_id
+        return spec.build(shared), spec.hub_id
     local = os.environ.get("OOD_DATA_DIR")
     if local:
         path = Path(local) / f"{name}.jsonl"
@@ -103,7 +105,7 @@ def prepare(name: str, shared: dict[str, Any], out_dir: Path) -> Path:
     if path.is_file() and manifest_path.is_file():
         return path
     spec = REGISTRY[name]
-    rows, source = _source_rows(name)
+    rows, source = _source_rows(name, shared)
     prepared, dropped = [], 0
     for number, row in enumerate(rows):
         try:

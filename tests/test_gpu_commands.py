@@ -106,6 +106,7 @@ def test_both_arms_are_fair_by_construction(layout, tmp_path):
     assert flag_values(rl, "--checkpoint_state_dir")  # resumable
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_layouts_scale_without_changing_what_is_learned(tmp_path):
     four = command("./experiment_sft_llama8b.sh", tmp_path, NUM_GPUS="4")
     eight = command("./experiment_sft_llama8b.sh", tmp_path, NUM_GPUS="8")

@@ -247,6 +247,7 @@ def real_verifier_scores(pairs: list[tuple[str, str]], tmp_path: Path) -> dict:
     return json.loads(target.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow  # imports open-instruct in its own environment
 def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path):
     scored = [(case.response, case.gold) for case in TABLE]
     scored += [(f"#### {gold}", gold) for gold, _, _ in GOLDS]

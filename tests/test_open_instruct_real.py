@@ -24,6 +24,8 @@ from sft_vs_rlvr.report import wandb_runs
 from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
+# Every test here imports open-instruct in its own environment (10-40 s each on 2 cores): not for make test-fast.
+pytestmark = pytest.mark.slow
 LAYOUTS = {"4 GPUs": {"NUM_GPUS": "4"}, "8 GPUs": {"NUM_GPUS": "8"}, "2 nodes x 8": {"NUM_GPUS": "8", "NUM_NODES": "2"},
            "hybrid arm, 4 GPUs": {"NUM_GPUS": "4", "INIT_FROM": "sft"}}
 # The dress rehearsal's GRPO command (make gpu-check): the tiny model through grpo_fast.py in single-GPU mode.
@@ -187,7 +189,6 @@ def test_a_refusal_is_one_line_and_exit_status_2():
         "ValueError: Cannot launch Beaker evaluation jobs without pushing to the Hub.")
 
 
-@pytest.mark.slow
 def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(tmp_path):
     """The llama8b launcher's SFT flags, minus DeepSpeed and Liger, on the tiny model: 10 steps, checkpoints
     every 5, offline W&B; then the same command with 12 steps resumes from step_10 (same output dir)."""
@@ -237,7 +238,6 @@ def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(t
     assert "completed_steps=10" in second.stdout
 
 
-@pytest.mark.slow
 def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_its_output(tmp_path):
     """PROFILE=tiny SFT_TRAINER=open-instruct: the launcher's own finetune.py command (minus DeepSpeed and
     Liger), its manifest, checkpoint index and W&B run; then evaluation and the report on that model."""

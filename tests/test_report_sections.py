@@ -100,6 +100,7 @@ def test_budgets_from_manifests_and_wandb(full):
     assert budgets["sft"]["samples_generated"] == 0
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_stage_that_stopped_early_counts_what_its_run_logged(tmp_path):
     built = build_full_experiment(tmp_path)
     path = built["dir"] / "sft" / "manifest.json"
@@ -141,6 +142,7 @@ def test_sample_efficiency_examples_to_target(full):
         assert reach["examples_interpolated"] == pytest.approx(x0 + (target - y0) / (y1 - y0) * (x1 - x0))
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_target_accuracy_setting(tmp_path):
     built = build_full_experiment(tmp_path)
     md = report.build_report(built["dir"], target_accuracy=0.99)
@@ -254,6 +256,7 @@ def test_headline_test_across_seeds(three_seeds):
     assert b_lo <= np.mean(diffs) <= b_hi
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_seed_missing_in_one_arm_names_the_file(tmp_path):
     dirs = [build_full_experiment(tmp_path, seed=s)["dir"] for s in (42, 43)]
     (dirs[1] / "eval" / "rlvr_results.json").unlink()
@@ -263,6 +266,7 @@ def test_seed_missing_in_one_arm_names_the_file(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_seeds_with_other_settings_are_refused(tmp_path):
     dirs = [build_full_experiment(tmp_path, seed=s)["dir"] for s in (42, 43)]
     for stage in ("sft", "rlvr"):
@@ -274,6 +278,7 @@ def test_seeds_with_other_settings_are_refused(tmp_path):
         report.build_report(dirs, tmp_path / "report")
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_same_seed_twice_is_refused(tmp_path):
     first = build_full_experiment(tmp_path / "a", seed=42)["dir"]
     second = build_full_experiment(tmp_path / "b", seed=42)["dir"]

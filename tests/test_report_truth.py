@@ -205,6 +205,7 @@ def _series_experiment(root: Path, accuracies: list[float], rising_curve: bool) 
     ([0.3, 0.45, 0.6, 0.75], True, "still improving"),
     ([0.6, 0.6, 0.6, 0.6], False, "plateau"),
 ])
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_verdict_flips_between_rising_and_flat_checkpoints(tmp_path, accuracies, rising, expected):
     data = _series_experiment(tmp_path, accuracies, rising)
     v = data["verdicts"]["rlvr"]
@@ -232,6 +233,7 @@ def test_flat_accuracy_with_a_rising_curve_is_not_called_a_plateau():
 # ----------------------------------------------------------------------------- pairs and the headline grader
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_sft_then_rlvr_minus_base_is_compared(tmp_path):
     built = build_full_experiment(tmp_path, models=("base", "sft", "rlvr", "sft_rlvr"),
                                   p_correct={"base": 0.2, "sft": 0.45, "rlvr": 0.6, "sft_rlvr": 0.65})
@@ -253,6 +255,7 @@ def _set_headline(exp: Path, grader: str, names: tuple[str, ...]) -> None:
         path.write_text(json.dumps(results))
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_the_report_follows_the_results_headline_grader(tmp_path):
     built = build_full_experiment(tmp_path)
     _set_headline(built["dir"], "verifier", ("base", "sft", "rlvr"))

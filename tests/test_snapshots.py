@@ -72,6 +72,7 @@ def test_states_become_model_folders_and_only_the_newest_complete_state_is_kept(
     assert not list((tmp_path / "run" / ".trash").iterdir())
 
 
+@pytest.mark.slow  # imports open-instruct in its own environment
 def test_the_resume_point_is_the_one_open_instruct_picks(tiny, tmp_path):
     checkout, python = checkout_and_python()
     output = tmp_path / "run" / "output" / "sft"
@@ -103,6 +104,7 @@ def test_a_failed_conversion_keeps_its_state_says_why_and_is_redone(tiny, tmp_pa
     assert [e["kind"] for e in fixed.entries(16)] == ["hf_model", "hf_model"] and not (output / "step_2").exists()
 
 
+@pytest.mark.slow  # a real conversion in a subprocess
 def test_a_killed_conversion_leaves_no_model_folder_and_the_next_pass_converts_it(tiny, tmp_path):
     output = tmp_path / "run" / "output" / "sft"
     state = accelerate_state(output, 2, tiny)

@@ -11,6 +11,7 @@ import sys
 from importlib.metadata import distributions
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -41,6 +42,7 @@ def test_every_installed_package_admits_the_locked_versions_of_what_it_requires(
     assert not conflicts, "\n".join(conflicts)
 
 
+@pytest.mark.slow  # runs the report or a subprocess (3-5 s)
 def test_wandb_and_trl_import_under_the_pinned_protobuf():
     env = {**os.environ, "WANDB_MODE": "disabled"}
     probe = "import google.protobuf, wandb, trl; print(google.protobuf.__version__)"

@@ -52,27 +52,27 @@ def pasted_argv(text: str) -> list[str]:
 TEST_ROWS = {"train_size": 160, "test_size": 60}
 
 
+def set_setting(path: Path, section: str, key: str, value: str) -> None:
+    """Rewrite `key = ...` inside [section] of a TOML settings file, its comments kept; exactly one such line."""
+    text = path.read_text()
+    start = text.index(f"[{section}]\n")
+    end = text.find("\n[", start)
+    end = len(text) if end == -1 else end + 1
+    body, count = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value}", text[start:end])
+    assert count == 1, f"{key} in [{section}] of {path.name}"
+    path.write_text(text[:start] + body + text[end:])
+
+
 def reduced_configs(root: Path, extra_evaluations: bool = True) -> Path:
     """configs/ with the tiny profile's row counts cut to TEST_ROWS and the reference protocol to 6 problems;
     without extra_evaluations, no reference protocol and no out-of-distribution set at all."""
     target = root / "configs"
     if not target.is_dir():
         shutil.copytree(REPO / "configs", target)
-        experiment = (target / "experiment.toml").read_text()
-        head, tiny = experiment.split("[profile.tiny]", 1)
-        tiny_section, rest = tiny.split("[profile.", 1)
         for key, value in TEST_ROWS.items():
-            tiny_section, count = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", tiny_section)
-            assert count == 1, key
-        (target / "experiment.toml").write_text(f"{head}[profile.tiny]{tiny_section}[profile.{rest}")
-        evaluation = (target / "eval.toml").read_text()
-        evaluation, count = re.subn(r"(?m)^reference_limit = \d+$", "reference_limit = 6", evaluation, count=1)
-        assert count == 1
+            set_setting(target / "experiment.toml", "profile.tiny", key, str(value))
+        set_setting(target / "eval.toml", "tiny", "reference_limit", "6")
         if not extra_evaluations:
-            tiny_eval, rest = evaluation.split("[llama8b]", 1)
-            for key, value in (("reference", "false"), ("ood_sets", "[]")):
-                tiny_eval, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", tiny_eval)
-                assert count == 1, key
-            evaluation = f"{tiny_eval}[llama8b]{rest}"
-        (target / "eval.toml").write_text(evaluation)
+            set_setting(target / "eval.toml", "tiny", "reference", "false")
+            set_setting(target / "eval.toml", "tiny", "ood_sets", "[]")
     return target

@@ -5,10 +5,10 @@ redoes one of other settings; a threshold outside 0 to 1 is refused before anyth
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+from conftest import set_setting
 
 from sft_vs_rlvr import data_prep
 from sft_vs_rlvr import settings as settings_mod
@@ -20,12 +20,7 @@ PILOT_PROMPTS = 16  # fewer than the tiny setting, to keep the test quick; the t
 
 
 def set_rlvr(config_dir: Path, key: str, value: str) -> None:
-    path = config_dir / "rlvr.toml"
-    text = path.read_text()
-    head, tiny, rest = re.split(r"(?m)^(\[tiny\]\n(?:(?!^\[).*\n)*)", text, maxsplit=1)
-    tiny, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", tiny)
-    assert count == 1, key
-    path.write_text(head + tiny + rest)
+    set_setting(config_dir / "rlvr.toml", "tiny", key, value)
 
 
 @pytest.fixture

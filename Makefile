@@ -44,12 +44,17 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FRESH="$(FRESH)" SEEDS="$(SEEDS)" scripts/demo.sh
 
+# One pytest-xdist worker per core (TEST_WORKERS=0 runs in one process); a module whose tests share an expensive
+# fixture keeps them on one worker (pytest.mark.xdist_group, --dist loadgroup).
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The edit-test loop: everything but the tests marked slow (whole pipelines, real trainers, DeepSpeed states).
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 
 # On a GPU box after make setup-gpu: the whole experiment on the tiny model through the llama8b stack.
 gpu-check: $(STAMP)

@@ -1,10 +1,12 @@
 """The evaluation stage on a small experiment built here: the tiny base model stands in for a trained arm
-(a copy with a finished manifest and two checkpoints), 32 test problems, 4 samples each. Real generation,
+(a copy with a finished manifest and two checkpoints), LIMIT test problems, 4 samples each. Real generation,
 real grading, real files; a real kill for the resume test and a real file-size limit for the full disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import resource
@@ -21,15 +23,17 @@ from transformers import AutoTokenizer
 from sft_vs_rlvr import atomic, contract, data_prep, runs
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.evaluate import driver as evaluation
-from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
+# Test problems evaluated, in batches of BATCH: the greedy and the sampled pass each take several batches, so a
+# kill can land between two of them.
+LIMIT, BATCH = 16, 4
 
 
 @pytest.fixture
-def experiment(tmp_path, config_dir, monkeypatch):
+def experiment(tmp_path, config_dir, monkeypatch, tiny_base):
     text = (config_dir / "eval.toml").read_text()
-    text = text.replace("limit = 0", "limit = 32", 1).replace("batch_size = 64", "batch_size = 8", 1)
+    text = text.replace("limit = 0", f"limit = {LIMIT}", 1).replace("batch_size = 64", f"batch_size = {BATCH}", 1)
     text = text.replace("reference = true", "reference = false", 1)  # lm-eval's protocol: test_reference_eval.py
     assert 'ood_sets = ["synthetic-hard"]' in text  # the tiny profile's; off here, on in test_out_of_distribution_...
     text = text.replace('ood_sets = ["synthetic-hard"]', "ood_sets = []", 1)
@@ -39,7 +43,7 @@ def experiment(tmp_path, config_dir, monkeypatch):
     monkeypatch.delenv("EXPERIMENT_ID", raising=False)
     settings = settings_mod.load("tiny")
     shared = settings.shared
-    base = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
+    base = tiny_base
     exp = tmp_path / "runs" / "tiny-seed42"
     runs.claim_experiment(settings, exp)
     data_prep.prepare(shared, exp / "data", log=lambda _: None)
@@ -57,8 +61,23 @@ def experiment(tmp_path, config_dir, monkeypatch):
 
 
 def evaluate(exp: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(exp), *args],
-                          cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+    """The evaluation stage's command line run in this process, which has paid its imports once; what it printed
+    and its exit status come back as from a subprocess. Its torch threads are those of a subprocess started from
+    here (the same OMP_NUM_THREADS), so their greedy answers agree."""
+    argv = ["--experiment-dir", str(exp), *args]
+    out, err = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = evaluation.main(argv)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.slow
@@ -73,7 +92,7 @@ def test_every_output_is_written_and_a_missing_checkpoint_is_a_recorded_skip(exp
     assert "listed in sft/manifest.json but" in [m for m in index["models"] if m["name"] == "sft_step24"][0]["reason"]
     results = json.loads((eval_dir / "sft_results.json").read_text())
     samples = atomic.read_jsonl(eval_dir / "sft_samples.jsonl")
-    assert results["version"] == contract.EVAL_RESULTS.version and results["n"] == len(samples) == 32
+    assert results["version"] == contract.EVAL_RESULTS.version and results["n"] == len(samples) == LIMIT
     assert results["engine"] == "transformers" and results["placement"] == {"processes": 1, "tensor_parallel": 1}
     shared = settings_mod.load("tiny").shared
     assert results["prompt"]["stop_strings"] == shared["stop_strings"] and results["prompt"]["add_bos"] is False
@@ -83,13 +102,13 @@ def test_every_output_is_written_and_a_missing_checkpoint_is_a_recorded_skip(exp
     sampled = results["sampled"]
     for grader, key in (("robust", "correct"), ("verifier", "verifier_correct")):
         flags = [[c[key] for c in s["samples"]] for s in samples]
-        assert sampled[grader]["pass@k"]["4"] == pytest.approx(sum(any(f) for f in flags) / 32)
-        assert sampled[grader]["pass@k"]["1"] == pytest.approx(sum(sum(f) for f in flags) / 128)
+        assert sampled[grader]["pass@k"]["4"] == pytest.approx(sum(any(f) for f in flags) / LIMIT)
+        assert sampled[grader]["pass@k"]["1"] == pytest.approx(sum(sum(f) for f in flags) / (4 * LIMIT))
         assert set(sampled[grader]["maj@k"]) == {"1", "2", "4"}
     assert all(len(s["samples"]) == 4 and {"response", "extracted", "truncated"} <= set(s["samples"][0]) for s in samples)
     assert results["counts"]["truncated"] == sum(s["truncated"] for s in samples)
     step = json.loads((eval_dir / "sft_step8_results.json").read_text())
-    assert step["checkpoint"] == {"arm": "sft", "step": 8, "examples_seen": 128, "kind": "hf_model"}
+    assert step["checkpoint"] == {"arm": "sft", "step": 8, "examples_seen": 16 * 8, "kind": "hf_model"}
     assert set(step["decodings"]) == {"greedy"}
     # the checkpoint is the base model's weights: same greedy answers as the base, evaluated in the arm's template
     base = atomic.read_jsonl(eval_dir / "base_samples.jsonl")
@@ -118,8 +137,8 @@ def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(expe
     assert not (experiment / "eval" / "base_results.json").exists()
     resumed = evaluate(experiment, "--models", "base")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "eval: base greedy: resuming, 32 of 32 problems done" in resumed.stdout  # finished before the kill
-    assert "eval: base sampled: resuming, " in resumed.stdout and ", 32 of 32" not in resumed.stdout.split("sampled")[1]
+    assert f"eval: base greedy: resuming, {LIMIT} of {LIMIT} problems done" in resumed.stdout  # finished before the kill
+    assert "eval: base sampled: resuming, " in resumed.stdout and f", {LIMIT} of {LIMIT}" not in resumed.stdout.split("sampled")[1]
     assert atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl") == expected
 
 
@@ -127,7 +146,7 @@ def test_a_killed_evaluation_resumes_where_it_stopped_with_the_same_answers(expe
 def test_a_full_disk_leaves_no_half_written_results(experiment):
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # under the results (LIMIT problems)
 
     result = subprocess.run([sys.executable, "-m", "sft_vs_rlvr.evaluate.driver", "--experiment-dir", str(experiment),
                              "--models", "sft"], cwd=REPO, capture_output=True, text=True, timeout=600,
@@ -137,7 +156,7 @@ def test_a_full_disk_leaves_no_half_written_results(experiment):
     assert not (experiment / "eval" / "sft_results.json").exists()
     assert not [p for p in (experiment / "eval").glob("*.tmp*")]
     assert not (experiment / "eval" / "sft_samples.jsonl").exists() or \
-        len(atomic.read_jsonl(experiment / "eval" / "sft_samples.jsonl")) == 32
+        len(atomic.read_jsonl(experiment / "eval" / "sft_samples.jsonl")) == LIMIT
 
 
 @pytest.mark.slow
@@ -248,7 +267,7 @@ def test_workers_split_the_problems_and_the_merged_answers_equal_one_process(exp
     assert single.returncode == 0, single.stderr[-2000:]
     expected = atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl")
     shutil.rmtree(experiment / "eval")
-    split = evaluate(experiment, "--models", "base", "--replicas", "2")
+    split = evaluate(experiment, "--models", "base", "--replicas", "2")  # its workers are processes
     assert split.returncode == 0, split.stderr[-2000:]
     assert "eval: base: 2 worker process(es)" in split.stdout
     merged = atomic.read_jsonl(experiment / "eval" / "base_samples.jsonl")

@@ -8,19 +8,16 @@ environment where it is installed (scripts/setup_open_instruct_cpu.sh) and the t
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from llama3_tokenizer import build as build_llama3_tokenizer
-from test_open_instruct_real import checkout_and_python, oi_environment
 
 from sft_vs_rlvr import generation, prompts
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.evaluate import driver, engines
-from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. " \
@@ -41,9 +38,8 @@ def llama3(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny() -> Path:
-    s = shared("tiny")
-    return tiny_model.ensure(s["chat_template"], s["instruction"], log=lambda _: None)
+def tiny(tiny_base) -> Path:
+    return tiny_base
 
 
 def _tokenizer(path):
@@ -100,9 +96,9 @@ def test_the_evaluator_the_vllm_request_and_the_pilot_build_the_same_ids(profile
 
 
 @pytest.mark.slow
-def test_open_instructs_sft_and_rlvr_transforms_build_the_same_prompt_ids(llama3, tmp_path):
+@pytest.mark.xdist_group("open_instruct_probe")
+def test_open_instructs_sft_and_rlvr_transforms_build_the_same_prompt_ids(llama3, tmp_path, open_instruct_probe):
     """finetune.py's SFT transform and grpo_fast's RLVR transform, run at the pinned tag with --add_bos."""
-    checkout, python = checkout_and_python()
     from sft_vs_rlvr.launch import tokenizer_prep
 
     prepared = tokenizer_prep.prepare(str(llama3), tmp_path / "prepared")
@@ -122,10 +118,7 @@ def test_open_instructs_sft_and_rlvr_transforms_build_the_same_prompt_ids(llama3
         "first = next(i for i, l in enumerate(labels) if l != -100)\n"
         "print(json.dumps({'sft_prompt': ids(sft['input_ids'])[:first], 'rl_prompt': ids(rl['input_ids_prompt']),"
         " 'template': tok.chat_template}))\n")
-    result = subprocess.run([str(python), "-c", probe, str(prepared), json.dumps(row)], cwd=REPO,
-                            env=oi_environment(checkout), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = json.loads(open_instruct_probe(probe, str(prepared), json.dumps(row)).strip().splitlines()[-1])
     ours = generation.prompt_ids(_tokenizer(prepared), prompts.template_text("tulu"), row["messages"][:1], contract)
     assert seen["rl_prompt"] == ours
     assert seen["sft_prompt"] == ours  # the SFT target's prompt part, up to its first trained label

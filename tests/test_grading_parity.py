@@ -22,7 +22,6 @@ from typing import NamedTuple
 
 import pytest
 
-from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.evaluate import grading
 from sft_vs_rlvr.launch import open_instruct
 
@@ -228,27 +227,24 @@ for prediction, label in json.load(open(sys.argv[1], encoding="utf-8")):
     result = verifier(tokenized_prediction=[], prediction=prediction, label=label)
     assert type(result) is VerificationResult, type(result)
     scores.append(result.score)
-json.dump({"name": verifier.name, "weight": verifier.weight, "source": inspect.getsourcefile(GSM8KVerifier),
-           "scores": scores}, open(sys.argv[2], "w", encoding="utf-8"))
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    json.dump({"name": verifier.name, "weight": verifier.weight, "source": inspect.getsourcefile(GSM8KVerifier),
+               "scores": scores}, out)
 """
 
 
-def real_verifier_scores(pairs: list[tuple[str, str]], tmp_path: Path) -> dict:
-    """GSM8KVerifier()(tokenized_prediction=[], prediction=..., label=...).score for each pair, in one process."""
-    try:
-        open_instruct.check()
-    except UserError as error:
-        pytest.skip(f"open-instruct's own verifier is not available: {error}")
+def real_verifier_scores(pairs: list[tuple[str, str]], tmp_path: Path, probe) -> dict:
+    """GSM8KVerifier()(tokenized_prediction=[], prediction=..., label=...).score for each pair, in open-instruct's
+    environment (conftest.open_instruct_probe)."""
     source, target = tmp_path / "pairs.json", tmp_path / "scores.json"
     source.write_text(json.dumps(pairs), encoding="utf-8")
-    result = subprocess.run([str(open_instruct.python()), "-c", REAL_VERIFIER, str(source), str(target)],
-                            env=open_instruct.environment(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    probe(REAL_VERIFIER, str(source), str(target))
     return json.loads(target.read_text(encoding="utf-8"))
 
 
 @pytest.mark.slow  # imports open-instruct in its own environment
-def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path):
+@pytest.mark.xdist_group("open_instruct_probe")
+def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path, open_instruct_probe):
     scored = [(case.response, case.gold) for case in TABLE]
     scored += [(f"#### {gold}", gold) for gold, _, _ in GOLDS]
     scored += [("Seven", "seven"), ("", ""), ("1,2,3", "12,3")]  # whole-response fallback; the comma rule
@@ -257,7 +253,7 @@ def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path):
     # the same string (the whole response where there is no number).
     echoes = [(response, response if grade.extracted is None else grade.extracted)
               for (response, _), grade in zip(scored, ours)]
-    real = real_verifier_scores(scored + echoes, tmp_path)
+    real = real_verifier_scores(scored + echoes, tmp_path, open_instruct_probe)
     assert (real["name"], real["weight"]) == ("gsm8k", 1.0)
     assert Path(real["source"]).resolve().is_relative_to(open_instruct.checkout_dir().resolve()), real["source"]
     scores, echo_scores = real["scores"][:len(scored)], real["scores"][len(scored):]

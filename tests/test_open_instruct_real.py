@@ -21,7 +21,6 @@ from conftest import pasted_argv, reduced_configs
 from sft_vs_rlvr import contract, data_prep, settings
 from sft_vs_rlvr.launch import hf_cache, layouts, oi_flags, open_instruct
 from sft_vs_rlvr.report import wandb_runs
-from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 # Every test here imports open-instruct in its own environment (10-40 s each on 2 cores): not for make test-fast.
@@ -139,6 +138,7 @@ def verdicts(tmp_path_factory):
 
 @pytest.mark.parametrize("arm", SCRIPTS)
 @pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.xdist_group("open_instruct_parser")  # one worker runs the parser once for every command
 def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdicts, layout, arm):
     (entry, arguments), answer = verdicts[layout, arm]
     assert answer["ok"], answer.get("error")
@@ -156,6 +156,7 @@ def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdic
         assert isinstance(values["stop_strings"], list)  # None became [] in __post_init__
 
 
+@pytest.mark.xdist_group("open_instruct_parser")
 def test_the_dress_rehearsals_single_gpu_grpo_command_parses_as_meant(verdicts):
     """PROFILE=tiny RLVR_TRAINER=open-instruct: one learner and one vLLM engine sharing the card, the contract's
     stop strings, the tiny settings' sizes."""
@@ -173,6 +174,7 @@ def test_the_dress_rehearsals_single_gpu_grpo_command_parses_as_meant(verdicts):
 
 
 @pytest.mark.parametrize("name", BAD)
+@pytest.mark.xdist_group("open_instruct_parser")
 def test_open_instruct_refuses_what_it_cannot_run(verdicts, name):
     (entry, _), answer = verdicts[name]
     assert answer == {"ok": False, "error": f"open-instruct {entry} parser rejected the command: {BAD[name][2]}"}
@@ -189,13 +191,12 @@ def test_a_refusal_is_one_line_and_exit_status_2():
         "ValueError: Cannot launch Beaker evaluation jobs without pushing to the Hub.")
 
 
-def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(tmp_path):
+def test_finetune_trains_the_tiny_model_on_cpu_and_resumes_from_its_checkpoint(tmp_path, tiny_base):
     """The llama8b launcher's SFT flags, minus DeepSpeed and Liger, on the tiny model: 10 steps, checkpoints
     every 5, offline W&B; then the same command with 12 steps resumes from step_10 (same output dir)."""
     checkout, python = checkout_and_python()
     shared = settings.load("tiny").shared
-    model = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
-    model_id = hf_cache.register(model, tmp_path / "hub")
+    model_id = hf_cache.register(tiny_base, tmp_path / "hub")
     data = tmp_path / "sft_train.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in data_prep.build(shared)["sft_train.jsonl"]))
 
@@ -279,14 +280,15 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
     assert sft_curves["loss"]["key"] == "train_loss" and sft_curves["loss"]["n_points"] == len(history)
 
 
-def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer(tmp_path):
+@pytest.mark.xdist_group("open_instruct_probe")
+def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer(tmp_path, open_instruct_probe):
     """Without the prepared pad, open-instruct's loader appends <pad> past the vocabulary (the id grpo_fast
     would feed an un-resized Llama 3.1); with it, the vocabulary and the model's shapes stay as they are."""
     from test_tokenizer_prep import llama_like_tokenizer
 
     from sft_vs_rlvr.launch import tokenizer_prep
 
-    checkout, python = checkout_and_python()
+    checkout_and_python()
     raw = llama_like_tokenizer(tmp_path / "raw")
     prepared = tokenizer_prep.prepare(str(raw), tmp_path / "prepared")
     probe = (
@@ -297,10 +299,7 @@ def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer
         "    t = get_tokenizer_tulu_v2_2(TokenizerConfig(tokenizer_name_or_path=path, chat_template_name='tulu'))\n"
         "    out[path] = [len(t), t.pad_token, t.pad_token_id]\n"
         "print(json.dumps(out))\n")
-    result = subprocess.run([str(python), "-c", probe, str(raw), str(prepared)], cwd=REPO,
-                            env=oi_environment(checkout), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = json.loads(open_instruct_probe(probe, str(raw), str(prepared)).strip().splitlines()[-1])
     size = len(json.loads((raw / "tokenizer.json").read_text())["model"]["vocab"])
     assert seen[str(raw)] == [size + 1, "<pad>", size]  # a new token, one past the embedding matrix
     assert seen[str(prepared)][0] == size and seen[str(prepared)][1] == "<|finetune_right_pad_id|>"

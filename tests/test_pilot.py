@@ -14,7 +14,6 @@ from sft_vs_rlvr import data_prep
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.launch import pilot
-from sft_vs_rlvr.tiny import model as tiny_model
 
 PILOT_PROMPTS = 16  # fewer than the tiny setting, to keep the test quick; the threshold is the setting's
 
@@ -24,13 +23,12 @@ def set_rlvr(config_dir: Path, key: str, value: str) -> None:
 
 
 @pytest.fixture
-def prepared(config_dir, tmp_path, monkeypatch):
+def prepared(config_dir, tmp_path, monkeypatch, tiny_base):
     monkeypatch.setenv("CONFIG_DIR", str(config_dir))
     set_rlvr(config_dir, "pilot_prompts", str(PILOT_PROMPTS))
     shared = settings_mod.load("tiny", config_dir).shared
     data_prep.prepare(shared, tmp_path / "data", log=lambda _: None)
-    base = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
-    return config_dir, tmp_path / "data", base
+    return config_dir, tmp_path / "data", tiny_base
 
 
 def untrained_copy(base: Path, target: Path) -> Path:

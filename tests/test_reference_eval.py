@@ -21,7 +21,9 @@ lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip i
 from sft_vs_rlvr import atomic, contract, data_prep
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.evaluate import reference as reference_eval
-from sft_vs_rlvr.tiny import model as tiny_model
+
+# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("reference_eval")
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 8
@@ -40,10 +42,8 @@ OFFLINE_RUNNER = (
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    shared = settings_mod.load("tiny").shared
-    model = tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
-    return shared, model
+def tiny(tiny_base):
+    return settings_mod.load("tiny").shared, tiny_base
 
 
 @pytest.fixture(scope="module")

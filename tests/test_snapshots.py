@@ -22,15 +22,13 @@ from sft_vs_rlvr import generation, prompts
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.evaluate import driver
 from sft_vs_rlvr.launch import snapshots
-from sft_vs_rlvr.tiny import model as tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def tiny() -> Path:
-    shared = settings_mod.load("tiny").shared
-    return tiny_model.ensure(shared["chat_template"], shared["instruction"], log=lambda _: None)
+def tiny(tiny_base) -> Path:
+    return tiny_base
 
 
 def converter(tiny: Path, python: str = sys.executable) -> list[str]:
@@ -73,17 +71,15 @@ def test_states_become_model_folders_and_only_the_newest_complete_state_is_kept(
 
 
 @pytest.mark.slow  # imports open-instruct in its own environment
-def test_the_resume_point_is_the_one_open_instruct_picks(tiny, tmp_path):
-    checkout, python = checkout_and_python()
+@pytest.mark.xdist_group("open_instruct_probe")
+def test_the_resume_point_is_the_one_open_instruct_picks(tiny, tmp_path, open_instruct_probe):
+    checkout_and_python()
     output = tmp_path / "run" / "output" / "sft"
     for step in (3, 6):
         accelerate_state(output, step, tiny)
     snapshots.Watcher(output, tmp_path / "run", converter(tiny), settle_seconds=0, log=lambda _: None).poll()
     probe = "import sys; from open_instruct.utils import get_last_checkpoint; print(get_last_checkpoint(sys.argv[1]))"
-    result = subprocess.run([str(python), "-c", probe, str(output)], env=oi_environment(checkout), capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == str(output / "step_6")
+    assert open_instruct_probe(probe, str(output)).strip().splitlines()[-1] == str(output / "step_6")
 
 
 @pytest.mark.slow  # converts real states in subprocesses (5-7 s each)
@@ -166,6 +162,7 @@ def deepspeed_states(tmp_path_factory):
 
 @pytest.mark.parametrize("name, kind", [("zero2-tied", "deepspeed-zero2"), ("zero3", "deepspeed-zero3")])
 @pytest.mark.slow
+@pytest.mark.xdist_group("deepspeed_states")  # one worker writes the states once
 def test_deepspeed_states_convert_to_the_weights_the_final_save_writes(deepspeed_states, tiny, name, kind, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -193,6 +190,7 @@ def test_deepspeed_states_convert_to_the_weights_the_final_save_writes(deepspeed
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("deepspeed_states")
 def test_the_evaluator_turns_a_deepspeed_state_without_weights_into_a_model_folder(deepspeed_states, tiny, tmp_path):
     """The defect seen on a GPU: every DeepSpeed-state checkpoint was taken for a weights folder (a generator
     object is always true) and refused with "has no weights"."""

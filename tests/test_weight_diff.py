@@ -372,10 +372,10 @@ MEMORY_BOUND_MB = 400  # about six of the 64 MB tensors; each model is 768 MB, a
 ROWS, COLS, LAYERS, SHARDS = 16384, 1024, 12, 3  # 64 MB float32 per tensor, 768 MB per model, 3 models
 
 CHILD = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import torch
     from sft_vs_rlvr.weights import diff as wd
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))  # one under pytest-xdist (conftest)
     if sys.argv[1] == "baseline":
         torch.linalg.svdvals(torch.randn(256, 256)).sum().item()
         extra = {}

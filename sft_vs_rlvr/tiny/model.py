@@ -2,10 +2,13 @@
 
 Recipe: a byte-level BPE tokenizer (digits split one by one, as arithmetic needs) trained on
 generated problems; a 4-layer Llama; the shared chat template and EOS handling like the real
-path's; then a short warm-up (plain next-token training on *warmup*-split problems, disjoint from
+path's; then a short warm-up (next-token training on *warmup*-split problems, disjoint from
 train and test by construction) so the base solves some problems. A random model would give
-GRPO all-zero rewards and nothing to learn (cpu-feasibility.md §3). The warm-up is kept short
-on purpose: the base must leave room for both arms to improve.
+GRPO all-zero rewards and nothing to learn (cpu-feasibility.md §3). The warm-up text mixes two
+solution styles: the GSM8K one (ending in `#### N`) and, for most problems, a chatty one with no
+answer line and a closing remark holding another number (synth_gsm8k.chatty), so the base can
+often do the arithmetic but usually ends on a wrong last number: both arms have room to improve,
+the first gain being the answer format, as with a real base model.
 
 The folder is keyed by a hash of the recipe, built in a temporary folder and renamed into place,
 so a half-built model is never used. Cache root: $SFT_VS_RLVR_CACHE, else

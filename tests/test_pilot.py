@@ -81,10 +81,10 @@ def test_the_tiny_base_passes_is_reused_and_other_settings_run_it_again(prepared
     assert out.strip() == pilot.describe(record) and len(record["examples"]) == pilot.EXAMPLES
     code, _, err = run_main(tmp_path / "rlvr", data, base, capsys)
     assert code == 0 and "pilot: reusing" in err
-    set_rlvr(config_dir, "temperature", "0.7")
+    set_rlvr(config_dir, "temperature", "0.9")
     code, _, err = run_main(tmp_path / "rlvr", data, base, capsys)
     assert "other settings; running it again" in err
-    assert json.loads((tmp_path / "rlvr" / "pilot.json").read_text())["decoding"]["temperature"] == 0.7
+    assert json.loads((tmp_path / "rlvr" / "pilot.json").read_text())["decoding"]["temperature"] == 0.9
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1"])

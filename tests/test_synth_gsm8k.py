@@ -41,3 +41,16 @@ def test_bad_arguments():
         synth_gsm8k.generate("dev", 1, 0)
     with pytest.raises(ValueError, match="size"):
         synth_gsm8k.generate("train", -1, 0)
+
+
+def test_chatty_style_hides_the_answer_from_both_graders():
+    """The warm-up's chatty style (tiny/model.py): the same working, no '####' line, a closing number that is never
+    the answer, so both graders score it wrong however right the working is."""
+    import random
+
+    rng = random.Random(0)
+    for problem in synth_gsm8k.generate("warmup", 200, 42):
+        text = synth_gsm8k.chatty(problem, rng).solution
+        assert "####" not in text and text.startswith(problem.solution.rsplit("\n#### ", 1)[0] + " ")
+        assert not grading.robust_grade(text, str(problem.answer)).correct
+        assert not grading.verifier_grade(text, str(problem.answer)).correct

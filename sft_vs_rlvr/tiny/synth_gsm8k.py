@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 GENERATOR_VERSION = 1  # bump when the templates change: it is part of every data fingerprint
@@ -144,6 +144,21 @@ def generate_hard(size: int, seed: int) -> list[Problem]:
         seen.add(problem.question)
         out.append(problem)
     return out
+
+
+# Closing remarks of the chatty solution style (warm-up text only): a number after the answer, three digits so that it
+# is never an answer (at most 81) and a small model does not learn to copy the answer into it.
+REMARKS = ["That took {n} seconds.", "It was day {n} of the year.", "The shop had {n} visitors that day.",
+           "The bus ride took {n} seconds."]
+
+
+def chatty(problem: Problem, rng: random.Random) -> Problem:
+    """The same worked solution in a chatty style, as web text writes it: no `#### N` line, and a closing remark
+    with another number (100 to 999, never an answer) after the answer. The tiny base model's pre-training text
+    mixes this style with the GSM8K one (tiny/model.py), so the base often ends on a wrong last number, as real
+    base models often ignore the answer-format instruction; train and test rows keep the GSM8K style."""
+    body = problem.solution.rsplit("\n#### ", 1)[0]
+    return replace(problem, solution=f"{body} {rng.choice(REMARKS).format(n=rng.randint(100, 999))}")
 
 
 def as_rows(problems: list[Problem], split: str) -> Iterator[dict]:

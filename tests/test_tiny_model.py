@@ -28,7 +28,7 @@ def test_first_use_builds_a_complete_model_folder_and_later_uses_reuse_it(short_
     assert any("building" in m for m in messages)
     assert [p.name for p in built.parent.iterdir()] == [built.name]  # no scratch folder left beside it
     recipe = json.loads((built / "tiny_recipe.json").read_text())
-    assert recipe["warmup_steps"] == 2 and recipe["seed"] == tiny_model.BASE_SEED
+    assert recipe["warmup_steps"] == 2 and recipe["seed"] == tiny_model.BASE_SEED and recipe["torch_threads"] >= 1
 
     tokenizer = AutoTokenizer.from_pretrained(built)
     model = AutoModelForCausalLM.from_pretrained(built)

@@ -151,7 +151,10 @@ def _build(out: Path, seed: int, chat_template: str, instruction: str, log) -> N
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "tiny_recipe.json").write_text(json.dumps({**RECIPE, "seed": seed}, indent=2, sort_keys=True))
+    # torch's CPU thread count changes the float rounding of the warm-up, so a base built with 1 thread and one
+    # built with 2 differ slightly (their demo numbers by a few points); the folder says which it was.
+    (out / "tiny_recipe.json").write_text(json.dumps({**RECIPE, "seed": seed, "torch_threads": torch.get_num_threads()},
+                                                     indent=2, sort_keys=True))
 
 
 def _warm_up(model, tokenizer, texts: list[str], seed: int, log) -> None:

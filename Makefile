@@ -44,10 +44,10 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FRESH="$(FRESH)" SEEDS="$(SEEDS)" scripts/demo.sh
 
-# One pytest-xdist worker per core (TEST_WORKERS=0 runs in one process); a module whose tests share an expensive
-# fixture keeps them on one worker (pytest.mark.xdist_group, --dist loadgroup).
+# One pytest-xdist worker per core (TEST_WORKERS=0 runs in one process). --dist loadscope keeps a module's tests on
+# one worker, so a module-scoped fixture (the end-to-end pipeline, the DeepSpeed states) is built once.
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_PARALLEL)

@@ -69,8 +69,8 @@ for line in sys.stdin:
 @pytest.fixture(scope="session")
 def open_instruct_probe():
     """probe(code, *args) -> what `python -c code args` prints, run by open-instruct's environment at the pinned
-    tag (this repository importable beside it); skips where that checkout or environment is absent. Tests that use
-    it carry pytest.mark.xdist_group("open_instruct_probe"), so one process serves them all."""
+    tag (this repository importable beside it); skips where that checkout or environment is absent. One process per
+    pytest-xdist worker serves every probe it runs."""
     from sft_vs_rlvr.errors import UserError
     from sft_vs_rlvr.launch import open_instruct
 

@@ -34,8 +34,7 @@ ENTRY_POINTS = {
 }
 
 
-# One pipeline run feeds every test here: they stay on one pytest-xdist worker (make test runs several).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
+pytestmark = pytest.mark.slow
 
 
 def settings(root: Path) -> settings_mod.Settings:

@@ -96,7 +96,6 @@ def test_the_evaluator_the_vllm_request_and_the_pilot_build_the_same_ids(profile
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("open_instruct_probe")
 def test_open_instructs_sft_and_rlvr_transforms_build_the_same_prompt_ids(llama3, tmp_path, open_instruct_probe):
     """finetune.py's SFT transform and grpo_fast's RLVR transform, run at the pinned tag with --add_bos."""
     from sft_vs_rlvr.launch import tokenizer_prep

@@ -243,7 +243,6 @@ def real_verifier_scores(pairs: list[tuple[str, str]], tmp_path: Path, probe) ->
 
 
 @pytest.mark.slow  # imports open-instruct in its own environment
-@pytest.mark.xdist_group("open_instruct_probe")
 def test_real_gsm8k_verifier_scores_the_table_like_ours(tmp_path, open_instruct_probe):
     scored = [(case.response, case.gold) for case in TABLE]
     scored += [(f"#### {gold}", gold) for gold, _, _ in GOLDS]

@@ -138,7 +138,6 @@ def verdicts(tmp_path_factory):
 
 @pytest.mark.parametrize("arm", SCRIPTS)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.xdist_group("open_instruct_parser")  # one worker runs the parser once for every command
 def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdicts, layout, arm):
     (entry, arguments), answer = verdicts[layout, arm]
     assert answer["ok"], answer.get("error")
@@ -156,7 +155,6 @@ def test_open_instructs_own_parser_reads_every_flag_as_the_launcher_meant(verdic
         assert isinstance(values["stop_strings"], list)  # None became [] in __post_init__
 
 
-@pytest.mark.xdist_group("open_instruct_parser")
 def test_the_dress_rehearsals_single_gpu_grpo_command_parses_as_meant(verdicts):
     """PROFILE=tiny RLVR_TRAINER=open-instruct: one learner and one vLLM engine sharing the card, the contract's
     stop strings, the tiny settings' sizes."""
@@ -174,7 +172,6 @@ def test_the_dress_rehearsals_single_gpu_grpo_command_parses_as_meant(verdicts):
 
 
 @pytest.mark.parametrize("name", BAD)
-@pytest.mark.xdist_group("open_instruct_parser")
 def test_open_instruct_refuses_what_it_cannot_run(verdicts, name):
     (entry, _), answer = verdicts[name]
     assert answer == {"ok": False, "error": f"open-instruct {entry} parser rejected the command: {BAD[name][2]}"}
@@ -280,7 +277,6 @@ def test_the_sft_launcher_runs_real_finetune_on_cpu_and_the_later_stages_read_it
     assert sft_curves["loss"]["key"] == "train_loss" and sft_curves["loss"]["n_points"] == len(history)
 
 
-@pytest.mark.xdist_group("open_instruct_probe")
 def test_open_instructs_tokenizer_loader_adds_no_token_to_the_prepared_tokenizer(tmp_path, open_instruct_probe):
     """Without the prepared pad, open-instruct's loader appends <pad> past the vocabulary (the id grpo_fast
     would feed an un-resized Llama 3.1); with it, the vocabulary and the model's shapes stay as they are."""

@@ -22,9 +22,6 @@ from sft_vs_rlvr import atomic, contract, data_prep
 from sft_vs_rlvr import settings as settings_mod
 from sft_vs_rlvr.evaluate import reference as reference_eval
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("reference_eval")
-
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 8
 FIRST_EXEMPLAR = "Q: There are 15 trees in the grove. Grove workers will plant trees in the grove today."

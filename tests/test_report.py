@@ -18,9 +18,6 @@ from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.report import analysis as report
 from sft_vs_rlvr.report import dynamics
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("report")
-
 MODELS = ("base", "sft", "rlvr")
 
 

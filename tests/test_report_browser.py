@@ -27,9 +27,6 @@ from conftest_report_helpers import build_experiment
 
 from sft_vs_rlvr.report import analysis as report
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("report_browser")
-
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver",)
 INSTALL_HINT = "apt-get install chromium chromium-driver"

@@ -17,9 +17,6 @@ from scipy import stats as sps
 from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.report import analysis as report
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("report_sections")
-
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):

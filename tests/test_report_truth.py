@@ -28,9 +28,6 @@ from sft_vs_rlvr.errors import UserError
 from sft_vs_rlvr.report import analysis as report
 from sft_vs_rlvr.report import verdict
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("report_truth")
-
 START = 1_900_000_000.0  # the training loops' start (seconds since the epoch)
 SFT_STARTUP, RL_STARTUP = 200.0, 300.0
 SFT_TAIL, RL_TAIL = 60.0, 120.0

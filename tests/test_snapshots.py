@@ -71,7 +71,6 @@ def test_states_become_model_folders_and_only_the_newest_complete_state_is_kept(
 
 
 @pytest.mark.slow  # imports open-instruct in its own environment
-@pytest.mark.xdist_group("open_instruct_probe")
 def test_the_resume_point_is_the_one_open_instruct_picks(tiny, tmp_path, open_instruct_probe):
     checkout_and_python()
     output = tmp_path / "run" / "output" / "sft"
@@ -162,7 +161,6 @@ def deepspeed_states(tmp_path_factory):
 
 @pytest.mark.parametrize("name, kind", [("zero2-tied", "deepspeed-zero2"), ("zero3", "deepspeed-zero3")])
 @pytest.mark.slow
-@pytest.mark.xdist_group("deepspeed_states")  # one worker writes the states once
 def test_deepspeed_states_convert_to_the_weights_the_final_save_writes(deepspeed_states, tiny, name, kind, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -190,7 +188,6 @@ def test_deepspeed_states_convert_to_the_weights_the_final_save_writes(deepspeed
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("deepspeed_states")
 def test_the_evaluator_turns_a_deepspeed_state_without_weights_into_a_model_folder(deepspeed_states, tiny, tmp_path):
     """The defect seen on a GPU: every DeepSpeed-state checkpoint was taken for a weights folder (a generator
     object is always true) and refused with "has no weights"."""

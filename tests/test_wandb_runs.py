@@ -20,9 +20,6 @@ from sft_vs_rlvr.report.wandb_runs import (
     series,
 )
 
-# The module's shared fixture is built once: its tests stay on one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("wandb_runs")
-
 N_STEPS = 3000
 LONG_TEXT = "0123456789" * 8000  # 80 kB: one record spread over FIRST, MIDDLE and LAST chunks
 

@@ -41,8 +41,9 @@ def tiny_base() -> Path:
 
     shared = settings_mod.load("tiny", REPO / "configs").shared
     keys = (shared["chat_template"], shared["instruction"])
-    tiny_model.model_dir(*keys).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(tiny_model.model_dir(*keys)) + ".lock"):
+    folder = tiny_model.model_dir(*keys)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
         return tiny_model.ensure(*keys, log=lambda _: None)
 
 
@@ -129,8 +130,8 @@ def pasted_argv(text: str) -> list[str]:
 TEST_ROWS = {"train_size": 64, "test_size": 40}
 # Snapshots per arm: the fewest that still draw a curve (each is one more greedy evaluation).
 TEST_CHECKPOINTS = 2
-# RL groups of 4 samples, and a pilot of 16 prompts: half the sampling of the tiny settings.
-TEST_RL = {"samples_per_prompt": 4, "pilot_prompts": 16}
+# A pilot of 16 prompts: half the tiny settings' (the RL groups are the tiny settings' own 4).
+TEST_RL = {"pilot_prompts": 16}
 
 
 def set_setting(path: Path, section: str, key: str, value: str) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from transformers import AutoTokenizer
@@ -66,17 +67,8 @@ def evaluate(exp: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     here (the same OMP_NUM_THREADS), so their greedy answers agree."""
     argv = ["--experiment-dir", str(exp), *args]
     out, err = io.StringIO(), io.StringIO()
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = evaluation.main(argv)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = evaluation.main(argv)
     return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 

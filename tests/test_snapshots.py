@@ -83,20 +83,23 @@ def test_the_resume_point_is_the_one_open_instruct_picks(tiny, tmp_path, open_in
 
 @pytest.mark.slow  # converts real states in subprocesses (5-7 s each)
 def test_a_failed_conversion_keeps_its_state_says_why_and_is_redone(tiny, tmp_path):
+    """Both states go to one converter process: the broken one fails with its reason, the other still converts."""
     output = tmp_path / "run" / "output" / "sft"
     for step in (2, 4):
         accelerate_state(output, step, tiny)
-    broken = snapshots.converter_command(sys.executable, str(tiny), str(tmp_path / "no-tokenizer"), "tulu", False)
-    watcher = snapshots.Watcher(output, tmp_path / "run", broken, settle_seconds=0, log=lambda _: None)
+    (output / "step_2" / "model.safetensors").write_bytes(b"not a safetensors file")
+    watcher = snapshots.Watcher(output, tmp_path / "run", converter(tiny), settle_seconds=0, log=lambda _: None)
     watcher.poll()
-    assert (output / "step_2").is_dir() and (output / "step_4").is_dir()  # nothing converted: nothing pruned
+    assert (output / "step_2").is_dir() and (output / "step_4").is_dir()  # step_2 unconverted, step_4 the newest
     entries = watcher.entries(16)
-    assert [e["kind"] for e in entries] == ["training_state", "training_state"]
-    assert "no-tokenizer" in entries[0]["conversion_error"]
+    assert [e["kind"] for e in entries] == ["training_state", "hf_model"]
+    assert "SafetensorError" in entries[0]["conversion_error"]
     assert not list((tmp_path / "run" / "snapshots").glob("*step_2*"))  # no half model folder
+    shutil.copy2(tiny / "model.safetensors", output / "step_2" / "model.safetensors")  # the cause is mended
     fixed = snapshots.Watcher(output, tmp_path / "run", converter(tiny), settle_seconds=0, log=lambda _: None)
     fixed.poll()
     assert [e["kind"] for e in fixed.entries(16)] == ["hf_model", "hf_model"] and not (output / "step_2").exists()
+    assert json.loads((tmp_path / "run" / "snapshots" / "index.json").read_text())["2"]["status"] == "converted"
 
 
 @pytest.mark.slow  # a real conversion in a subprocess
@@ -132,30 +135,29 @@ def test_a_full_disk_mid_conversion_leaves_no_half_model_folder(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def deepspeed_states(tmp_path_factory):
-    """Real ZeRO-2, ZeRO-2 with tied embeddings and ZeRO-3 states of a tiny Llama, written on the CPU."""
+    """Real ZeRO-2, ZeRO-2 with tied embeddings and ZeRO-3 states of a tiny Llama, written on the CPU by one launch."""
     checkout, python = checkout_and_python()
     root = tmp_path_factory.mktemp("deepspeed")
-    made = {}
+    made, specs = {}, []
     for name, stage, tie in (("zero2-tied", 2, "1"), ("zero3", 3, "0")):
         ds_config = root / f"{name}.json"
         ds_config.write_text(json.dumps({
             "bf16": {"enabled": True}, "gradient_clipping": 1.0, "train_micro_batch_size_per_gpu": 2,
             "gradient_accumulation_steps": 1, "steps_per_print": 100000,
             "zero_optimization": {"stage": stage, "stage3_gather_16bit_weights_on_model_save": True}}))
-        accelerate_config = root / f"{name}.yaml"
-        accelerate_config.write_text(
-            "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n"
-            f"deepspeed_config:\n  deepspeed_config_file: {ds_config}\nnum_machines: 1\nnum_processes: 2\n"
-            "machine_rank: 0\nuse_cpu: true\nmain_training_function: main\nrdzv_backend: static\n"
-            "same_network: true\n")
-        out = root / name
-        env = oi_environment(checkout, DS_ACCELERATOR="cpu", TIE=tie, TOKENIZERS_PARALLELISM="false",
-                             MASTER_PORT=str(29611 + stage + int(tie)))
-        result = subprocess.run([str(python.parent / "accelerate"), "launch", "--config_file", str(accelerate_config),
-                                 str(REPO / "tests" / "deepspeed_state.py"), str(out)], cwd=root, env=env,
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-        made[name] = out
+        made[name] = root / name
+        specs.append(f"{made[name]},{ds_config},{tie}")
+    accelerate_config = root / "accelerate.yaml"
+    accelerate_config.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n"
+        f"deepspeed_config:\n  deepspeed_config_file: {root / 'zero2-tied.json'}\nnum_machines: 1\nnum_processes: 2\n"
+        "machine_rank: 0\nuse_cpu: true\nmain_training_function: main\nrdzv_backend: static\n"
+        "same_network: true\n")
+    env = oi_environment(checkout, DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", MASTER_PORT="29613")
+    result = subprocess.run([str(python.parent / "accelerate"), "launch", "--config_file", str(accelerate_config),
+                             str(REPO / "tests" / "deepspeed_state.py"), *specs], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return python, made
 
 

@@ -30,12 +30,15 @@ tensor at a time) and cast to bf16; accelerate's own states (the CPU launch of t
 model.safetensors. Tied embeddings are stored once, as transformers does.
 
 Runs in open-instruct's environment (ZeRO-3 needs deepspeed): `python -m sft_vs_rlvr.launch.snapshots convert
-STATE OUT --config-from MODEL --tokenizer-from TOKENIZER --chat-template NAME [--add-bos]`.
+--config-from MODEL --tokenizer-from TOKENIZER --chat-template NAME [--add-bos] STATE OUT [STATE OUT ...]`, one JSON
+line per pair on stdout (its record, or its error); exit status 1 when any pair failed. The watcher converts every
+pending state of a pass in one such process.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -209,9 +212,9 @@ class Watcher:
 
     def poll(self, training_done: bool = False) -> None:
         states = complete_states(self.output_dir)
-        for step, state in states.items():
-            if not self.converted(step):
-                self._convert(step, state)
+        pending = {step: state for step, state in states.items() if not self.converted(step)}
+        if pending:
+            self._convert(pending)
         settled = [s for s, state in states.items() if fully_written(state, 0.0 if training_done else self.settle_seconds)]
         if not settled:
             return
@@ -221,19 +224,33 @@ class Watcher:
             if older and self.converted(step):
                 self._prune(step, state)
 
-    def _convert(self, step: int, state: Path) -> None:
+    def _convert(self, pending: dict[int, Path]) -> None:
+        """Every pending state in one converter process: its imports cost seconds, a relaunch may find several."""
         self.snapshots.mkdir(parents=True, exist_ok=True)
         from sft_vs_rlvr.launch import open_instruct
 
-        result = subprocess.run([*self.converter, str(state), str(self.snapshot(step))], capture_output=True,
-                                text=True, env=open_instruct.environment())  # this package importable there
-        if result.returncode != 0:
-            reason = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            self._record(step, status="conversion_failed", reason=reason[0], state=str(state))
-            self.log(f"snapshots: step_{step} could not be converted ({reason[0]}); its state is kept")
-            return
-        self._record(step, status="converted", **json.loads((self.snapshot(step) / "CONVERTED.json").read_text()))
-        self.log(f"snapshots: step_{step} -> {self.snapshot(step)}")
+        pairs = [str(path) for step, state in pending.items() for path in (state, self.snapshot(step))]
+        result = subprocess.run([*self.converter, *pairs], capture_output=True, text=True,
+                                env=open_instruct.environment())  # this package importable there
+        outcomes = {}
+        for line in result.stdout.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and "state" in item:
+                outcomes[item["state"]] = item
+        # A state the process never reported on (it was killed, or failed before converting): its last words.
+        last_words = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        for step, state in pending.items():
+            outcome = outcomes.get(str(state), {"error": last_words[0]})
+            if "error" in outcome or not self.converted(step):
+                reason = outcome.get("error", "no CONVERTED.json was written")
+                self._record(step, status="conversion_failed", reason=reason, state=str(state))
+                self.log(f"snapshots: step_{step} could not be converted ({reason}); its state is kept")
+                continue
+            self._record(step, status="converted", **json.loads((self.snapshot(step) / "CONVERTED.json").read_text()))
+            self.log(f"snapshots: step_{step} -> {self.snapshot(step)}")
 
     def _prune(self, step: int, state: Path) -> None:
         completed = state / "COMPLETED"
@@ -275,18 +292,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sft_vs_rlvr.launch.snapshots", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    one = sub.add_parser("convert", help="one training state -> model folder")
+    one = sub.add_parser("convert", help="training states -> model folders, one pair after another")
     one.add_argument("--config-from", required=True, help="the base model (folder or Hub id in the local cache)")
     one.add_argument("--tokenizer-from", required=True, help="the tokenizer the stage trained with")
     one.add_argument("--chat-template", required=True, help="the shared template's name (configs/experiment.toml)")
     one.add_argument("--add-bos", action="store_true", help="the generation contract's BOS choice")
-    one.add_argument("state")
-    one.add_argument("out")
+    one.add_argument("pairs", nargs="+", metavar="STATE OUT", help="a training state and its model folder; "
+                     "several pairs are converted one after another in this process")
     args = parser.parse_args(argv)
+    if len(args.pairs) % 2:
+        raise UserError(f"convert takes STATE OUT pairs, got {len(args.pairs)} paths; give each state its model folder")
     template = generation.prompt_template(prompts.template_text(args.chat_template), args.add_bos)
-    record = convert(Path(args.state), Path(args.out), args.config_from, args.tokenizer_from, template)
-    print(json.dumps(record))
-    return 0
+    failed = 0
+    for state, out in zip(args.pairs[::2], args.pairs[1::2]):
+        try:
+            record = convert(Path(state), Path(out), args.config_from, args.tokenizer_from, template)
+        except Exception as error:  # noqa: BLE001 - the next state may still convert; the reason is recorded
+            reason = f"{type(error).__name__}: {error}".splitlines()[0] if not isinstance(error, UserError) \
+                else str(error)
+            print(json.dumps({"state": state, "out": out, "error": reason}), flush=True)
+            print(f"error: {state}: {reason}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        finally:
+            gc.collect()  # an 8B state's tensors are gone before the next one is read
+        print(json.dumps({"state": state, "out": out, **record}), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # open-instruct at the pinned tag with a lean CPU environment, for developer and CI machines without GPUs:
 # enough to import finetune.py and grpo_fast.py, parse their real command lines (python -m sft_vs_rlvr.launch.oi_parse)
-# and train finetune.py on the tiny model (python -m sft_vs_rlvr.launch.oi_cpu); tests/test_open_instruct_real.py
-# uses it. Not for training on GPUs: that is `make setup-gpu` (open-instruct's own locked uv environment).
+# and train finetune.py on the tiny model (python -m sft_vs_rlvr.launch.oi_cpu); tests/test_open_instruct_real.py and
+# the other tests of open-instruct's own code use it. Not for training on GPUs: that is `make setup-gpu`
+# (open-instruct's own locked uv environment).
 # Harmless to rerun; a checkout at another commit is reported, never silently used or changed.
 #   OPEN_INSTRUCT_DIR  where the checkout goes (default: <cache>/open-instruct, see sft_vs_rlvr/cache.py)
 #   OPEN_INSTRUCT_URL  clone URL or path (default: https://github.com/allenai/open-instruct.git)

@@ -77,16 +77,16 @@ def test_the_evaluator_the_vllm_request_and_the_pilot_build_the_same_ids(profile
     contract = generation.Contract.from_shared(settings.shared)
     rows = [{"id": "q", "messages": messages(profile), "ground_truth": "72"}]
     trained = _trained_tokenizer(base, tmp_path / "trained", contract.add_bos)
-    base_ids, _, base_facts = driver.prompt_token_ids(driver.ModelSpec("base", str(base)), _tokenizer(base),
+    base_tokenizer, tokenizer = _tokenizer(base), _tokenizer(trained)  # the Llama 3 one takes seconds to load
+    base_ids, _, base_facts = driver.prompt_token_ids(driver.ModelSpec("base", str(base)), base_tokenizer,
                                                       settings, rows, log=lambda _: None)
-    arm_ids, _, arm_facts = driver.prompt_token_ids(driver.ModelSpec("sft", str(trained)), _tokenizer(trained),
+    arm_ids, _, arm_facts = driver.prompt_token_ids(driver.ModelSpec("sft", str(trained)), tokenizer,
                                                     settings, rows, log=lambda _: None)
-    pilot_ids = generation.prompt_ids(_tokenizer(base), prompts.template_text("tulu"), rows[0]["messages"], contract)
+    pilot_ids = generation.prompt_ids(base_tokenizer, prompts.template_text("tulu"), rows[0]["messages"], contract)
     assert base_ids == arm_ids == [pilot_ids]
     assert base_facts["first_prompt_token_ids"] == arm_facts["first_prompt_token_ids"] == pilot_ids
     assert base_facts["add_bos"] is contract.add_bos and base_facts["stop_strings"] == list(contract.stop_strings)
     # transformers' own apply_chat_template (what TRL and open-instruct call) agrees.
-    tokenizer = _tokenizer(trained)
     assert tokenizer.apply_chat_template(rows[0]["messages"], add_generation_prompt=True, tokenize=True,
                                          return_dict=False) == pilot_ids
     # The vLLM request carries these ids, never text (vLLM would add a BOS of its own to a string).

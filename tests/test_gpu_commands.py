@@ -6,6 +6,7 @@ against the fairness contract; nothing here needs a GPU, open-instruct or the ne
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -37,6 +38,23 @@ def command(script: str, tmp_path: Path, **env: str) -> list[str]:
     return pasted_argv(result.stdout)
 
 
+@pytest.fixture(scope="module")
+def commands(tmp_path_factory):
+    """commands(script, **env) -> its --dry-run command, each distinct one run once per module (about 1 s each)."""
+    root = tmp_path_factory.mktemp("dry")
+
+    @functools.cache
+    def run(script: str, env: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+        return tuple(command(script, root, **dict(env)))
+
+    def get(script: str, **env: str) -> list[str]:
+        argv = list(run(script, tuple(sorted(env.items()))))
+        assert not (root / "runs").exists()  # --dry-run writes nothing
+        return argv
+
+    return get
+
+
 def flag_values(argv: list[str], flag: str) -> list[str]:
     position = argv.index(flag)
     values = []
@@ -48,11 +66,10 @@ def flag_values(argv: list[str], flag: str) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_every_layout_parses_against_the_pinned_flag_manifest(layout, tmp_path):
+def test_every_layout_parses_against_the_pinned_flag_manifest(layout, commands):
     for script in ("./experiment_sft_llama8b.sh", "./experiment_rlvr_llama8b.sh"):
-        entrypoint, arguments = oi_flags.split_command(command(script, tmp_path, **LAYOUTS[layout]))
+        entrypoint, arguments = oi_flags.split_command(commands(script, **LAYOUTS[layout]))
         assert oi_flags.check(entrypoint, arguments) == [], (script, layout)
-    assert not (tmp_path / "runs").exists()  # --dry-run writes nothing
 
 
 def test_the_checker_catches_the_original_experiments_flags():
@@ -67,9 +84,9 @@ def test_the_checker_catches_the_original_experiments_flags():
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_both_arms_are_fair_by_construction(layout, tmp_path):
-    sft = command("./experiment_sft_llama8b.sh", tmp_path, **LAYOUTS[layout])
-    rl = command("./experiment_rlvr_llama8b.sh", tmp_path, **LAYOUTS[layout])
+def test_both_arms_are_fair_by_construction(layout, commands):
+    sft = commands("./experiment_sft_llama8b.sh", **LAYOUTS[layout])
+    rl = commands("./experiment_rlvr_llama8b.sh", **LAYOUTS[layout])
     hybrid = LAYOUTS[layout].get("INIT_FROM") == "sft"
     for flag in ("--seed", "--chat_template_name", "--tokenizer_name_or_path"):
         assert flag_values(sft, flag) == flag_values(rl, flag), flag
@@ -107,10 +124,10 @@ def test_both_arms_are_fair_by_construction(layout, tmp_path):
 
 
 @pytest.mark.slow  # runs the report or a subprocess (3-5 s)
-def test_layouts_scale_without_changing_what_is_learned(tmp_path):
-    four = command("./experiment_sft_llama8b.sh", tmp_path, NUM_GPUS="4")
-    eight = command("./experiment_sft_llama8b.sh", tmp_path, NUM_GPUS="8")
-    two_nodes = command("./experiment_sft_llama8b.sh", tmp_path, NUM_GPUS="8", NUM_NODES="2")
+def test_layouts_scale_without_changing_what_is_learned(commands):
+    four = commands("./experiment_sft_llama8b.sh", NUM_GPUS="4")
+    eight = commands("./experiment_sft_llama8b.sh", NUM_GPUS="8")
+    two_nodes = commands("./experiment_sft_llama8b.sh", NUM_GPUS="8", NUM_NODES="2")
 
     def effective(argv):
         return int(flag_values(argv, "--num_processes")[0]) * int(flag_values(argv, "--per_device_train_batch_size")[0]) \
@@ -118,8 +135,8 @@ def test_layouts_scale_without_changing_what_is_learned(tmp_path):
 
     assert effective(four) == effective(eight) == effective(two_nodes) == 16
     assert flag_values(two_nodes, "--num_machines") == ["2"]
-    rl4 = command("./experiment_rlvr_llama8b.sh", tmp_path, NUM_GPUS="4")
-    rl16 = command("./experiment_rlvr_llama8b.sh", tmp_path, NUM_GPUS="8", NUM_NODES="2")
+    rl4 = commands("./experiment_rlvr_llama8b.sh", NUM_GPUS="4")
+    rl16 = commands("./experiment_rlvr_llama8b.sh", NUM_GPUS="8", NUM_NODES="2")
     assert flag_values(rl4, "--num_learners_per_node") == ["3"] and flag_values(rl4, "--vllm_num_engines") == ["1"]
     assert flag_values(rl16, "--num_learners_per_node") == ["6", "6"] and flag_values(rl16, "--vllm_num_engines") == ["4"]
     assert flag_values(rl4, "--total_episodes") == flag_values(rl16, "--total_episodes")

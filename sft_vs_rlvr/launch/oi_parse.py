@@ -129,12 +129,14 @@ def verdict(entry: str, arguments: list[str]) -> dict:
 
 @contextlib.contextmanager
 def _stdout_to_stderr():
-    """deepspeed and others print at import; stdout carries the JSON only."""
+    """deepspeed and others print at import; stdout carries the JSON only (file descriptor 1, and sys.stdout where
+    a caller has replaced it)."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)

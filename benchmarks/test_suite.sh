@@ -18,9 +18,15 @@ make --no-print-directory setup >/dev/null
 t_setup=$((SECONDS - t0))
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 t1=$SECONDS
-make --no-print-directory "$target" | tail -n 3
+status=0
+make --no-print-directory "$target" >"$work/tests.log" 2>&1 || status=$?
 t_tests=$((SECONDS - t1))
+tail -n 3 "$work/tests.log"
+if (( status )); then  # the clone is removed on exit: keep what failed, and why, on the screen
+  grep -E '^(FAILED|ERROR) ' "$work/tests.log" || tail -n 40 "$work/tests.log"
+fi
 echo "cores: $(nproc); load average before the tests: $load_before"
 echo "setup (make setup):  ${t_setup} s"
 echo "tests (make $target): ${t_tests} s"
 echo "total:               $((t_setup + t_tests)) s   (bound for make test: 360 s)"
+exit "$status"

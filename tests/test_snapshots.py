@@ -147,10 +147,11 @@ def deepspeed_states(tmp_path_factory):
             "zero_optimization": {"stage": stage, "stage3_gather_16bit_weights_on_model_save": True}}))
         made[name] = root / name
         specs.append(f"{made[name]},{ds_config},{tie}")
+    first_config = specs[0].split(",")[1]  # the launch's own DeepSpeed configuration is the first state's
     accelerate_config = root / "accelerate.yaml"
     accelerate_config.write_text(
         "compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n"
-        f"deepspeed_config:\n  deepspeed_config_file: {root / 'zero2-tied.json'}\nnum_machines: 1\nnum_processes: 2\n"
+        f"deepspeed_config:\n  deepspeed_config_file: {first_config}\nnum_machines: 1\nnum_processes: 2\n"
         "machine_rank: 0\nuse_cpu: true\nmain_training_function: main\nrdzv_backend: static\n"
         "same_network: true\n")
     env = oi_environment(checkout, DS_ACCELERATOR="cpu", TOKENIZERS_PARALLELISM="false", MASTER_PORT="29613")

@@ -308,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             record = convert(Path(state), Path(out), args.config_from, args.tokenizer_from, template)
         except Exception as error:  # noqa: BLE001 - the next state may still convert; the reason is recorded
-            reason = f"{type(error).__name__}: {error}".splitlines()[0] if not isinstance(error, UserError) \
-                else str(error)
+            reason = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}".splitlines()[0]
             print(json.dumps({"state": state, "out": out, "error": reason}), flush=True)
             print(f"error: {state}: {reason}", file=sys.stderr, flush=True)
             failed += 1

@@ -385,9 +385,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=REPO, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+def _child(root: str) -> dict:
+    # A fixed mmap threshold: glibc otherwise raises it after each large free, so later buffers of that size come
+    # from the heap and stay resident after use; the peak then varied from 162 to 407 MB above baseline between
+    # identical runs (one over the bound, in a parallel run). With it: the program's live data, 84-85 MB.
+    proc = subprocess.run([sys.executable, "-c", CHILD, root], cwd=REPO, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "MALLOC_MMAP_THRESHOLD_": "131072"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
